@@ -1,0 +1,1713 @@
+#!/usr/bin/env python3
+# -*- coding: utf-8 -*-
+"""trustfix bootstrap: make pip trust this computer's TLS setup, once and for good.
+
+Behind a corporate TLS-intercepting proxy, pip fails with CERTIFICATE_VERIFY_FAILED because it trusts
+only certifi's bundle, not the company root CA that the operating system trusts. This script, run with
+the Python to be fixed, does one straight pass:
+
+    survey -> plan -> install -> trust -> verify -> report
+
+It installs the pinned pip (and truststore on Python >= 3.10) from the hash-checked wheels next to it
+(or downloads exactly those files, accepting each only if its SHA-256 matches hashes.txt), configures
+pip's permanent trust (nothing at all when pip already uses the OS store; otherwise `cert =` a bundle of
+certifi's roots plus the corporate CAs), checks that a fresh pip reaches the index, and records every
+change so that `bootstrap.py undo` puts every file back byte for byte.
+
+Standard library only; one file; starts on Python 3.6 (so it can say what it supports).
+"""
+
+import sys
+
+# Python 2 and Python < 3.6 stop on the next line with a SyntaxError that shows it: that is the message.
+_REQUIRES = f"trustfix needs Python 3.6 or newer: run it with py -3 bootstrap.py (Windows) or python3 bootstrap.py"
+
+import argparse
+import base64
+import configparser
+import datetime
+import hashlib
+import html.parser
+import http.client
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import sysconfig
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+
+__version__ = "0.1.0"
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DEFAULT_INDEX = "https://pypi.org/simple"
+FILES_HOST = "files.pythonhosted.org"
+TIMEOUT = 15.0                 # seconds, any single network operation
+PIP_OS_STORE = (24, 2)         # first pip that verifies with the OS store (through truststore)
+TRUSTSTORE_PYTHON = (3, 10)    # truststore (and so pip's OS-store support) needs Python >= 3.10
+INSTALL = ("pip", "truststore")   # what is installed; certifi's wheel is read, not installed
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNVERIFIED = 0, 1, 2, 3
+
+
+class Failure(Exception):
+    """A failure the user can act on: one plain sentence naming the file, host or setting."""
+
+    code = EXIT_FAILED
+
+
+class BadInput(Failure):
+    code = EXIT_BAD_INPUT
+
+
+class TLSVerifyError(Exception):
+    """The server's certificate did not verify (as opposed to a network failure)."""
+
+
+# --------------------------------------------------------------------------------------------------
+# Small utilities
+# --------------------------------------------------------------------------------------------------
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def vtuple(text):
+    """'26.0.1' -> (26, 0, 1); non-numeric parts end the tuple (pre-releases compare low enough)."""
+    out = []
+    for part in str(text).split("."):
+        m = re.match(r"\d+", part)
+        if not m:
+            break
+        out.append(int(m.group()))
+        if m.group() != part:
+            break
+    return tuple(out)
+
+
+def vstr(t):
+    return ".".join(str(x) for x in t)
+
+
+def atomic_write(path, data, mode=0o644):
+    """Write bytes to path through a temporary file in the same directory and os.replace."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".trustfix-", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def run(cmd, env=None, timeout=600, cwd=None):
+    """Every subprocess goes through here, so tests (and -v) can see the exact command line."""
+    log("$ " + " ".join(cmd))
+    try:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                              timeout=timeout, cwd=cwd, universal_newlines=True)
+    except subprocess.TimeoutExpired:
+        raise Failure("{} did not finish within {} seconds.".format(os.path.basename(cmd[0]), timeout))
+    except OSError as e:
+        raise Failure("could not run {}: {}.".format(cmd[0], e.strerror or e))
+    log(proc.stdout.rstrip())
+    return proc
+
+
+_LOG = []
+
+
+def log(text):
+    """Detail lines: shown with -v, kept for the failure log."""
+    if text:
+        _LOG.append(text)
+        if UI.current is not None and UI.current.verbose:
+            UI.current.detail(text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Output: one line per step; colour only on a terminal and never with NO_COLOR; or one JSON document
+# --------------------------------------------------------------------------------------------------
+
+class UI:
+    current = None
+
+    def __init__(self, json_mode=False, verbose=False, stream=None):
+        self.json = json_mode
+        self.verbose = verbose
+        self.out = stream or sys.stdout
+        tty = hasattr(self.out, "isatty") and self.out.isatty()
+        self.colour = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+        self.steps = []
+        self.warnings = []
+        UI.current = self
+
+    def _c(self, code, text):
+        return "\033[{}m{}\033[0m".format(code, text) if self.colour else text
+
+    def say(self, text=""):
+        if not self.json:
+            print(text, file=self.out)
+            self.out.flush()
+
+    def step(self, name, status, summary, **data):
+        """Record a finished step. status: ok | changed | skipped | warning | failed."""
+        self.steps.append(dict(step=name, status=status, summary=summary, **data))
+        mark = {"ok": self._c("32", "ok"), "changed": self._c("32", "done"),
+                "skipped": self._c("2", "skip"), "warning": self._c("33", "warn"),
+                "failed": self._c("31", "FAIL")}[status]
+        self.say("[{:>4}] {:<8} {}".format(mark, name, summary))
+
+    def detail(self, text):
+        if not self.json:
+            for line in str(text).splitlines():
+                print("         " + self._c("2", line), file=self.out)
+
+    def warn(self, text):
+        self.warnings.append(text)
+        self.say(self._c("33", "  warning: ") + text)
+
+
+# --------------------------------------------------------------------------------------------------
+# Certificates: a minimal DER reader (standard library has no certificate parser for files)
+# --------------------------------------------------------------------------------------------------
+
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
+_PEM_KEY = re.compile(rb"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----")
+_OID_NAMES = {b"\x55\x04\x03": "CN", b"\x55\x04\x0a": "O", b"\x55\x04\x0b": "OU", b"\x55\x04\x06": "C"}
+_OID_BASIC_CONSTRAINTS = b"\x55\x1d\x13"
+
+
+def _der(data, pos):
+    """Read one DER element at pos: (tag, content_start, content_end)."""
+    tag, length = data[pos], data[pos + 1]
+    pos += 2
+    if length & 0x80:
+        n = length & 0x7F
+        if not 0 < n <= 4:
+            raise ValueError("bad DER length")
+        length = int.from_bytes(data[pos:pos + n], "big")
+        pos += n
+    if pos + length > len(data):
+        raise ValueError("truncated DER")
+    return tag, pos, pos + length
+
+
+def _der_items(data, start, end):
+    pos = start
+    while pos < end:
+        tag, cs, ce = _der(data, pos)
+        yield tag, cs, ce
+        pos = ce
+
+
+def _der_time(data, tag, cs, ce):
+    text = data[cs:ce].decode("ascii").rstrip("Z")
+    if tag == 0x17:                                   # UTCTime: YYMMDDHHMMSS
+        year = int(text[:2])
+        text = ("19" if year >= 50 else "20") + text
+    return datetime.datetime.strptime(text[:14], "%Y%m%d%H%M%S")
+
+
+def _der_name(data, cs, ce):
+    parts = []
+    for _, rs, re_ in _der_items(data, cs, ce):               # SET
+        for _, as_, ae in _der_items(data, rs, re_):          # SEQUENCE {oid, value}
+            items = list(_der_items(data, as_, ae))
+            if len(items) != 2:
+                continue
+            (_, os_, oe), (vtag, vs, ve) = items
+            key = _OID_NAMES.get(data[os_:oe])
+            if key:
+                raw = data[vs:ve]
+                value = raw.decode("utf-16-be" if vtag == 0x1E else "utf-8", "replace")
+                parts.append("{}={}".format(key, value))
+    return ", ".join(parts)
+
+
+def parse_cert(der):
+    """What bootstrap.py needs to know of a certificate, from its DER bytes."""
+    _, cs, ce = _der(der, 0)
+    tbs = list(_der_items(der, *_der(der, cs)[1:]))
+    if tbs and tbs[0][0] == 0xA0:                              # explicit version
+        tbs = tbs[1:]
+    # serial, signature algorithm, issuer, validity, subject, public key, [extensions]
+    issuer, validity, subject = tbs[2], tbs[3], tbs[4]
+    (t1, b1, e1), (t2, b2, e2) = list(_der_items(der, validity[1], validity[2]))
+    is_ca = False
+    for tag, xs, xe in tbs[6:]:
+        if tag != 0xA3:
+            continue
+        for _, es, ee in _der_items(der, *_der(der, xs)[1:]):
+            fields = list(_der_items(der, es, ee))
+            if der[fields[0][1]:fields[0][2]] == _OID_BASIC_CONSTRAINTS:
+                value = fields[-1]                               # OCTET STRING holding the SEQUENCE
+                inner = list(_der_items(der, *_der(der, value[1])[1:]))
+                is_ca = bool(inner) and inner[0][0] == 0x01 and der[inner[0][1]] != 0
+    return {
+        "subject": _der_name(der, subject[1], subject[2]) or "(no name)",
+        "issuer": _der_name(der, issuer[1], issuer[2]) or "(no name)",
+        "self_signed": der[issuer[1]:issuer[2]] == der[subject[1]:subject[2]],
+        "not_before": _der_time(der, t1, b1, e1),
+        "not_after": _der_time(der, t2, b2, e2),
+        "is_ca": is_ca,
+        "sha256": hashlib.sha256(der).hexdigest(),
+    }
+
+
+def fingerprint(hexdigest):
+    return ":".join(hexdigest[i:i + 2] for i in range(0, len(hexdigest), 2)).upper()
+
+
+def pem_certs(data):
+    """All certificates of a PEM text as DER bytes (unparseable blocks are skipped)."""
+    out = []
+    for m in _PEM_CERT.finditer(data):
+        try:
+            out.append(base64.b64decode(b"".join(m.group(1).split()), validate=True))
+        except ValueError:
+            continue
+    return out
+
+
+def der_to_pem(der):
+    body = base64.b64encode(der).decode("ascii")
+    lines = [body[i:i + 64] for i in range(0, len(body), 64)]
+    return "-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n"
+
+
+def load_ca_file(path, now=None):
+    """Read a corporate CA file the user gave: a list of (der, info). Raises BadInput, naming the file."""
+    now = now or datetime.datetime.utcnow()
+    if not os.path.isfile(path):
+        raise BadInput("CA file {} does not exist; give the path of the company's root CA certificate "
+                       "(a .pem or .crt file).".format(path))
+    data = read_bytes(path)
+    if not data.strip():
+        raise BadInput("CA file {} is empty; expected a PEM certificate "
+                       "(a text file starting with -----BEGIN CERTIFICATE-----).".format(path))
+    if _PEM_KEY.search(data):
+        raise BadInput("{} holds a private key, not a certificate: never hand out that key. "
+                       "Give the CA's certificate (-----BEGIN CERTIFICATE-----) instead.".format(path))
+    ders, converted = pem_certs(data), False
+    if not ders and data[:1] == b"\x30":
+        ders, converted = [data], True                    # DER (binary), as Windows often exports
+    if not ders:
+        raise BadInput("{} is not a certificate: no PEM block (-----BEGIN CERTIFICATE-----) and not a "
+                       "DER certificate; ask IT for the root CA in PEM or .cer form.".format(path))
+    found = []
+    for der in ders:
+        try:
+            info = parse_cert(der)
+            ssl.create_default_context(cadata=der_to_pem(der))   # OpenSSL must accept it as well
+        except (ValueError, IndexError, UnicodeDecodeError, ssl.SSLError):
+            raise BadInput("{} is not a readable certificate (the data is damaged); ask IT for the "
+                           "root CA file again.".format(path))
+        if not info["is_ca"]:
+            raise BadInput("{} is not a CA certificate but a server's own certificate ({}); give the "
+                           "root CA that issued it ({}) instead.".format(path, info["subject"], info["issuer"]))
+        if info["not_after"] < now:
+            raise BadInput("{} expired on {:%Y-%m-%d} ({}); ask IT for the current root CA.".format(
+                path, info["not_after"], info["subject"]))
+        if info["not_before"] > now:
+            raise BadInput("{} is not valid until {:%Y-%m-%d} ({}); check this computer's date and "
+                           "time.".format(path, info["not_before"], info["subject"]))
+        info["source"] = path + (" (DER, converted to PEM)" if converted else "")
+        found.append((der, info))
+    return found
+
+
+# --------------------------------------------------------------------------------------------------
+# hashes.txt: the trust anchor. One pin a line: name==version [; markers] --hash=sha256:HEX ...
+# --------------------------------------------------------------------------------------------------
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][^\s;]*)\s*(?:;([^-]*?))?\s*((?:--hash=sha256:[0-9a-f]{64}\s*)+)$")
+_MARKER = re.compile(r'^python_version\s*(>=|<=|==|!=|<|>)\s*["\'](\d+(?:\.\d+)*)["\']$')
+
+
+def marker_matches(marker, python):
+    """Evaluate `python_version OP "X.Y"` clauses joined by `and` (what build.py writes)."""
+    if not marker:
+        return True
+    ops = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b,
+           "!=": lambda a, b: a != b, "<": lambda a, b: a < b, ">": lambda a, b: a > b}
+    for clause in marker.split(" and "):
+        m = _MARKER.match(clause.strip())
+        if not m:
+            raise ValueError("unsupported marker: " + clause.strip())
+        if not ops[m.group(1)](tuple(python[:2]), vtuple(m.group(2))):
+            return False
+    return True
+
+
+def read_pins(path):
+    """Parse hashes.txt: [{name, version, marker, hashes, line}]. Raises BadInput naming the line."""
+    if not os.path.isfile(path):
+        raise BadInput("{} is missing: it pins the exact files to install. Use the complete bundle "
+                       "(bootstrap.py, hashes.txt and wheels/ together).".format(path))
+    pins = []
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    logical, start = "", 0
+    for number, line in enumerate(lines, 1):
+        text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
+        if not logical:
+            start = number
+        if text.endswith("\\"):
+            logical += text[:-1] + " "
+            continue
+        logical += text
+        if logical.strip():
+            m = _PIN.match(logical.strip())
+            try:
+                if not m:
+                    raise ValueError("not `name==version ; marker --hash=sha256:...`")
+                marker_matches((m.group(3) or "").strip(), (3, 10))
+            except ValueError as e:
+                raise BadInput("{} line {} is malformed ({}); regenerate it with `python build.py`."
+                               .format(path, start, e))
+            pins.append({"name": m.group(1).lower(), "version": m.group(2),
+                         "marker": (m.group(3) or "").strip(), "line": logical.strip(),
+                         "hashes": re.findall(r"sha256:([0-9a-f]{64})", m.group(4))})
+        logical = ""
+    if not pins:
+        raise BadInput("{} pins nothing; regenerate it with `python build.py`.".format(path))
+    return pins
+
+
+def pins_for(pins, python):
+    """The pin of each project that applies to this Python: {name: pin}."""
+    chosen = {}
+    for pin in pins:
+        if marker_matches(pin["marker"], python):
+            chosen.setdefault(pin["name"], pin)
+    return chosen
+
+
+def wheel_prefix(pin):
+    return "{}-{}-".format(re.sub(r"[-_.]+", "_", pin["name"]), pin["version"])
+
+
+def find_wheel(folder, pin):
+    """The file in folder for this pin: (path, ok). ok is False when a candidate's hash differs."""
+    if not os.path.isdir(folder):
+        return None, True
+    candidates = sorted(n for n in os.listdir(folder)
+                        if n.lower().startswith(wheel_prefix(pin).lower()) and n.endswith(".whl"))
+    for name in candidates:
+        path = os.path.join(folder, name)
+        if sha256_file(path) in pin["hashes"]:
+            return path, True
+    return (os.path.join(folder, candidates[0]), False) if candidates else (None, True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Platforms: the same small set of functions per OS, chosen once (see OS below)
+#   os_roots() -> list of DER      config_paths() -> {scope: [paths]} as pip reads them
+#   data_dir(scope) -> folder      add_ca(der, info) -> record     remove_ca(record)
+# --------------------------------------------------------------------------------------------------
+
+def _xdg(var, default):
+    value = os.environ.get(var, "")
+    return value if os.path.isabs(value) else os.path.expanduser(default)
+
+
+class _Linux:
+    name = "Linux"
+    bundles = ("/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+               "/etc/pki/tls/cert.pem", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/ca-bundle.pem")
+    # (anchor folder, refresh command) per family: Debian/Ubuntu/Alpine, RHEL/Fedora, SUSE
+    anchors = (("/usr/local/share/ca-certificates", ["update-ca-certificates"]),
+               ("/etc/pki/ca-trust/source/anchors", ["update-ca-trust", "extract"]),
+               ("/etc/pki/trust/anchors", ["update-ca-certificates"]))
+
+    @staticmethod
+    def os_store_file():
+        """The bundle OpenSSL (and truststore) reads: SSL_CERT_FILE, OpenSSL's default, the distro's."""
+        paths = ssl.get_default_verify_paths()
+        for candidate in (os.environ.get(paths.openssl_cafile_env), paths.openssl_cafile) + _Linux.bundles:
+            if candidate and os.path.isfile(candidate):
+                return candidate
+        return None
+
+    @staticmethod
+    def os_roots():
+        path = _Linux.os_store_file()
+        return pem_certs(read_bytes(path)) if path else []
+
+    @staticmethod
+    def config_paths():
+        dirs = [d for d in os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":") if d]
+        return {"global": [os.path.join(d, "pip", "pip.conf") for d in dirs] + ["/etc/pip.conf"],
+                "user": [os.path.expanduser("~/.pip/pip.conf"),
+                         os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "pip", "pip.conf")],
+                "site": [os.path.join(sys.prefix, "pip.conf")]}
+
+    @staticmethod
+    def data_dir(scope):
+        if scope == "global":
+            return "/usr/local/share/trustfix"
+        return os.path.join(_xdg("XDG_DATA_HOME", "~/.local/share"), "trustfix")
+
+    @staticmethod
+    def add_ca(der, info):
+        if os.geteuid() != 0:
+            raise Failure("adding a CA to the Linux trust store needs root: run `sudo {} bootstrap.py "
+                          "--add-to-os-store` or leave the option out.".format(sys.executable))
+        for folder, command in _Linux.anchors:
+            if os.path.isdir(folder) and shutil.which(command[0]):
+                path = os.path.join(folder, "trustfix-{}.crt".format(info["sha256"][:16]))
+                return {"kind": "file+command", "path": path, "data": der_to_pem(der), "command": command}
+        raise Failure("no supported trust store tool (update-ca-certificates or update-ca-trust) was found; "
+                      "add the CA with your distribution's tool instead.")
+
+    @staticmethod
+    def remove_ca(record):
+        run(record["command"])
+
+
+class _MacOS:
+    name = "macOS"
+    keychains = ("/System/Library/Keychains/SystemRootCertificates.keychain", "/Library/Keychains/System.keychain")
+
+    @staticmethod
+    def os_roots():
+        out = run(["security", "find-certificate", "-a", "-p"] + list(_MacOS.keychains))
+        return pem_certs(out.stdout.encode("ascii", "replace")) if out.returncode == 0 else []
+
+    @staticmethod
+    def config_paths():
+        new = os.path.expanduser("~/Library/Application Support/pip")
+        user_new = (os.path.join(new, "pip.conf") if os.path.isdir(new)
+                    else os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "pip", "pip.conf"))
+        return {"global": ["/Library/Application Support/pip/pip.conf"],
+                "user": [os.path.expanduser("~/.pip/pip.conf"), user_new],
+                "site": [os.path.join(sys.prefix, "pip.conf")]}
+
+    @staticmethod
+    def data_dir(scope):
+        if scope == "global":
+            return "/Library/Application Support/trustfix"
+        return os.path.expanduser("~/Library/Application Support/trustfix")
+
+    @staticmethod
+    def add_ca(der, info):
+        keychain = os.path.expanduser("~/Library/Keychains/login.keychain-db")
+        return {"kind": "command", "sha1": hashlib.sha1(der).hexdigest().upper(), "data": der_to_pem(der),
+                "command": ["security", "add-trusted-cert", "-r", "trustRoot", "-k", keychain, "{file}"],
+                "undo": ["security", "delete-certificate", "-Z", hashlib.sha1(der).hexdigest().upper(), keychain]}
+
+    @staticmethod
+    def remove_ca(record):
+        run(record["undo"])
+
+
+class _Windows:
+    name = "Windows"
+
+    @staticmethod
+    def os_roots():
+        ders = []
+        for store in ("ROOT", "CA"):
+            for der, encoding, trust in ssl.enum_certificates(store):
+                if encoding == "x509_asn" and (trust is True or "1.3.6.1.5.5.7.3.1" in trust):
+                    ders.append(der)
+        return ders
+
+    @staticmethod
+    def config_paths():
+        appdata = os.environ.get("APPDATA") or os.path.expanduser("~\\AppData\\Roaming")
+        programdata = os.environ.get("ProgramData", "C:\\ProgramData")
+        return {"global": [os.path.join(programdata, "pip", "pip.ini")],
+                "user": [os.path.join(os.path.expanduser("~"), "pip", "pip.ini"),
+                         os.path.join(appdata, "pip", "pip.ini")],
+                "site": [os.path.join(sys.prefix, "pip.ini")]}
+
+    @staticmethod
+    def data_dir(scope):
+        if scope == "global":
+            return os.path.join(os.environ.get("ProgramData", "C:\\ProgramData"), "trustfix")
+        return os.path.join(os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local"), "trustfix")
+
+    @staticmethod
+    def add_ca(der, info):
+        thumb = hashlib.sha1(der).hexdigest().upper()
+        return {"kind": "command", "sha1": thumb, "data": der_to_pem(der),
+                "command": ["certutil", "-user", "-addstore", "Root", "{file}"],
+                "undo": ["certutil", "-user", "-delstore", "Root", thumb]}
+
+    @staticmethod
+    def remove_ca(record):
+        run(record["undo"])
+
+
+OS = {"win32": _Windows, "darwin": _MacOS}.get(sys.platform, _Linux)
+
+
+# --------------------------------------------------------------------------------------------------
+# pip configuration: every source pip itself would read, lowest precedence first
+# --------------------------------------------------------------------------------------------------
+
+CONFIG_KEYS = ("index-url", "extra-index-url", "cert", "client-cert", "trusted-host", "proxy", "find-links")
+
+
+def read_config_file(path):
+    """({section: {key: value}} for the keys that matter, error_sentence_or_None) as pip would read it."""
+    parser = configparser.RawConfigParser()
+    try:
+        with open(path, encoding=sys.getfilesystemencoding() if os.name == "nt" else None) as f:
+            parser.read_file(f)
+    except (configparser.Error, UnicodeDecodeError) as e:
+        return None, "pip cannot read its configuration file {} ({}); fix or move that file".format(
+            path, str(e).splitlines()[0])
+    except OSError as e:
+        return None, "cannot read {}: {}".format(path, e.strerror)
+    return ({s: {k.replace("_", "-"): v for k, v in parser.items(s) if k.replace("_", "-") in CONFIG_KEYS}
+             for s in parser.sections()}, None)
+
+
+def pip_config_sources(environ=None):
+    """[(scope, path, sections_or_None, error_or_None)] in pip's order, lowest first; PIP_* as 'env'."""
+    environ = os.environ if environ is None else environ
+    env_file = environ.get("PIP_CONFIG_FILE")
+    paths = OS.config_paths()
+    sources = []
+    if env_file != os.devnull:                                # os.devnull: pip reads no file at all
+        skip_user = bool(env_file) and os.path.exists(env_file)
+        for scope in ("global", "user", "site"):
+            if scope == "user" and skip_user:
+                continue
+            for path in paths[scope]:
+                if os.path.isfile(path):
+                    sources.append((scope, path) + read_config_file(path))
+                else:
+                    sources.append((scope, path, None, None))
+        if env_file and os.path.isfile(env_file):
+            sources.append(("env-file", env_file) + read_config_file(env_file))
+    variables = {k[4:].lower().replace("_", "-"): v for k, v in environ.items() if k.startswith("PIP_")}
+    sources.append(("env", "PIP_* variables", {"global": {k: v for k, v in variables.items()
+                                                          if k in CONFIG_KEYS}}, None))
+    return sources
+
+
+def config_value(sources, key, command="install"):
+    """The value pip would use for key with `pip <command>` (last source wins; [command] beats [global])."""
+    value, where = None, None
+    for scope, path, sections, _ in sources:
+        for section in ("global", command):
+            if sections and key in sections.get(section, {}):
+                value, where = sections[section][key], path
+    return value, where
+
+
+def user_config_target(scope, environ=None):
+    """The file to write `cert` to for a scope, as pip reads it."""
+    environ = os.environ if environ is None else environ
+    paths = OS.config_paths()
+    if scope == "user":
+        env_file = environ.get("PIP_CONFIG_FILE")
+        if env_file and env_file != os.devnull and os.path.isfile(env_file):
+            return env_file                                   # pip skips the user files then
+        return paths["user"][-1]
+    return paths[scope][-1] if scope == "site" else paths["global"][-1]
+
+
+def set_ini_key(text, section, key, value):
+    """Set key in [section] of an INI text, changing only that line (or adding it); keeps the rest."""
+    lines = text.splitlines(True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    newline = "\r\n" if "\r\n" in text else "\n"
+    current, insert_at, key_re = None, None, re.compile(r"^\s*" + re.escape(key).replace("\\-", "[-_]") + r"\s*[=:]")
+    for i, line in enumerate(lines):
+        header = re.match(r"^\s*\[([^\]]+)\]", line)
+        if header:
+            current = header.group(1).strip()
+            if current == section:
+                insert_at = i + 1
+            continue
+        if current == section:
+            if key_re.match(line):
+                lines[i] = "{} = {}{}".format(key, value, newline)
+                return "".join(lines)
+            if line.strip() and not line.lstrip().startswith(("#", ";")):
+                insert_at = i + 1
+    if insert_at is None:
+        if lines and lines[-1].strip():
+            lines.append(newline)
+        lines += ["[{}]{}".format(section, newline), "{} = {}{}".format(key, value, newline)]
+    else:
+        lines.insert(insert_at, "{} = {}{}".format(key, value, newline))
+    return "".join(lines)
+
+
+def remove_ini_key(text, section, key):
+    current, out = None, []
+    key_re = re.compile(r"^\s*" + re.escape(key).replace("\\-", "[-_]") + r"\s*[=:]")
+    for line in text.splitlines(True):
+        header = re.match(r"^\s*\[([^\]]+)\]", line)
+        if header:
+            current = header.group(1).strip()
+        elif current == section and key_re.match(line):
+            continue
+        out.append(line)
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# Survey: what this interpreter and this machine have. Reads only; no pip process.
+# --------------------------------------------------------------------------------------------------
+
+def installed_distributions():
+    """{name: (version, dist-info path)} for pip, truststore and certifi on this interpreter's path."""
+    found = {}
+    for entry in sys.path:
+        if not entry or os.path.abspath(entry) == HERE or not os.path.isdir(entry):
+            continue
+        try:
+            names = os.listdir(entry)
+        except OSError:
+            continue
+        for name in names:
+            m = re.match(r"^(pip|truststore|certifi)-([^-]+)\.dist-info$", name, re.I)
+            if m and m.group(1).lower() not in found:
+                found[m.group(1).lower()] = (m.group(2), os.path.join(entry, name))
+    return found
+
+
+def record_digest(dist_info, relpath):
+    """The sha256 hex digest that a distribution's RECORD gives for one of its files."""
+    try:
+        with open(os.path.join(dist_info, "RECORD"), encoding="utf-8") as f:
+            for line in f:
+                parts = line.rstrip("\n").rsplit(",", 2)
+                if len(parts) == 3 and parts[0] == relpath and parts[1].startswith("sha256="):
+                    raw = base64.urlsafe_b64decode(parts[1][7:] + "=" * (-len(parts[1][7:]) % 4))
+                    return raw.hex()
+    except OSError:
+        pass
+    return None
+
+
+def certifi_files(dists):
+    """[(path, expected_sha256_or_None)] of certifi bundles pip may use (vendored and installed)."""
+    out = []
+    for name, rel in (("pip", "pip/_vendor/certifi/cacert.pem"), ("certifi", "certifi/cacert.pem")):
+        if name in dists:
+            dist_info = dists[name][1]
+            path = os.path.join(os.path.dirname(dist_info), *rel.split("/"))
+            if os.path.isfile(path):
+                out.append((path, record_digest(dist_info, rel)))
+    return out
+
+
+def externally_managed():
+    if sys.prefix != getattr(sys, "base_prefix", sys.prefix):
+        return None
+    marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+    return marker if os.path.isfile(marker) else None
+
+
+def writable(path):
+    while path and not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return bool(path) and os.access(path, os.W_OK)
+
+
+def proxy_for(url):
+    """The proxy URL urllib (and pip, through requests) would use for url, honouring NO_PROXY."""
+    host = urllib.parse.urlsplit(url).hostname or ""
+    proxies = urllib.request.getproxies()
+    if not proxies or urllib.request.proxy_bypass(host):
+        return None
+    return proxies.get(urllib.parse.urlsplit(url).scheme)
+
+
+def take_survey(args):
+    dists = installed_distributions()
+    sources = pip_config_sources()
+    index_url = args.index_url or config_value(sources, "index-url")[0] or DEFAULT_INDEX
+    index_url = index_url.split()[0].rstrip("/")
+    s = {
+        "python": {"version": vstr(sys.version_info[:3]), "executable": sys.executable,
+                   "prefix": sys.prefix, "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)},
+        "openssl": ssl.OPENSSL_VERSION,
+        "os": OS.name,
+        "pip": dists.get("pip", (None,))[0],
+        "truststore": dists.get("truststore", (None,))[0],
+        "dists": dists,
+        "externally_managed": externally_managed(),
+        "purelib": sysconfig.get_path("purelib"),
+        "purelib_writable": writable(sysconfig.get_path("purelib")),
+        "user_site_enabled": bool(getattr(__import__("site"), "ENABLE_USER_SITE", False)),
+        "index_url": index_url,
+        "proxy": proxy_for(index_url) or config_value(sources, "proxy")[0],
+        "config_sources": sources,
+        "certifi_files": certifi_files(dists),
+    }
+    return s
+
+
+def survey_warnings(s, environ=None):
+    """Things that are wrong with the machine's setup, each with its fix."""
+    environ = os.environ if environ is None else environ
+    out = []
+    for scope, path, sections, error in s["config_sources"]:
+        if error:
+            out.append(error + ": pip stops on it.")
+        for section, values in (sections or {}).items():
+            if "trusted-host" in values:
+                where = "PIP_TRUSTED_HOST" if scope == "env" else "{} [{}]".format(path, section)
+                out.append("{} sets trusted-host = {}: pip then does not verify TLS for those hosts at all. "
+                           "Remove it; after bootstrap.py it is not needed.".format(
+                               where, " ".join(values["trusted-host"].split())))
+    for path, expected in s["certifi_files"]:
+        if expected and sha256_file(path) != expected:
+            out.append("{} was edited by hand (its SHA-256 no longer matches certifi's RECORD); the next "
+                       "upgrade silently undoes such edits. Reinstall that package to restore it.".format(path))
+    for var in ("PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE"):
+        value = environ.get(var)
+        if value and not os.path.exists(value):
+            out.append("{} points to {}, which does not exist: pip stops with an OSError. Unset it or fix "
+                       "the path.".format(var, value))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# Network: TLS checks and downloads, through the user's proxy, with bounded timeouts
+# --------------------------------------------------------------------------------------------------
+
+def os_context():
+    """Verification with the OS trust store (what truststore and pip >= 24.2 use on Python >= 3.10)."""
+    if OS is _Linux or OS is _Windows:
+        return ssl.create_default_context()                   # OpenSSL's paths / the Windows stores
+    roots = OS.os_roots()
+    return ssl.create_default_context(cadata="".join(der_to_pem(d) for d in roots)) if roots else None
+
+
+def cadata_context(pem_bytes):
+    return ssl.create_default_context(cadata=pem_bytes.decode("ascii", "replace"))
+
+
+def unverified_context():
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+def _is_cert_error(exc):
+    reason = getattr(exc, "reason", exc)
+    return isinstance(reason, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(reason) or \
+        isinstance(reason, getattr(ssl, "CertificateError", ()))
+
+
+def network_failure(exc, url, proxy):
+    """One sentence for a network failure that is not about certificates."""
+    host = urllib.parse.urlsplit(url).hostname
+    reason = getattr(exc, "reason", exc)
+    text = str(reason)
+    via = " through the proxy {}".format(proxy) if proxy else ""
+    if "407" in text:
+        return ("the proxy {} asks for a login (HTTP 407 Proxy Authentication Required); put the user "
+                "and password in the proxy URL (HTTPS_PROXY=http://user:password@host:port) or ask IT "
+                "which proxy to use.".format(proxy))
+    if isinstance(reason, socket.timeout) or "timed out" in text:
+        return "{} did not answer within {:.0f} seconds{}; check the network, or pass --offline to use only " \
+               "the bundle's wheels.".format(host, TIMEOUT, via)
+    if isinstance(reason, socket.gaierror):
+        return "the name {} could not be resolved (DNS){}; check the network or the proxy settings " \
+               "(HTTPS_PROXY).".format(host if not proxy else urllib.parse.urlsplit(proxy).hostname, via)
+    if isinstance(reason, ConnectionRefusedError):
+        target = proxy if proxy else host
+        return "{} refused the connection; check that it is the right address and that it is up.".format(target)
+    if isinstance(exc, urllib.error.HTTPError):
+        return "{} answered HTTP {} {} for {}.".format(host, exc.code, exc.reason, url)
+    return "could not reach {}{}: {}.".format(host, via, text)
+
+
+def opener(context, proxy):
+    handlers = [urllib.request.HTTPSHandler(context=context)]
+    handlers.append(urllib.request.ProxyHandler({"https": proxy, "http": proxy} if proxy else {}))
+    return urllib.request.build_opener(*handlers)
+
+
+def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
+    """GET url: bytes. Raises TLSVerifyError for a certificate problem, Failure for anything else."""
+    request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "trustfix/" + __version__})
+    try:
+        with opener(context, proxy).open(request, timeout=TIMEOUT) as response:
+            data = response.read(limit + 1)
+            if len(data) > limit:
+                raise Failure("{} sent more than {} bytes; refusing it.".format(url, limit))
+            return data, response.headers.get("Content-Type", ""), response.geturl()
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        if _is_cert_error(e):
+            raise TLSVerifyError(str(getattr(e, "reason", e)))
+        raise Failure(network_failure(e, url, proxy))
+
+
+def presented_issuer(url, proxy):
+    """Who signed the certificate the server (or an intercepting proxy) presents: a parse_cert dict."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname, parts.port or 443
+    try:
+        if proxy:
+            p = urllib.parse.urlsplit(proxy)
+            conn = http.client.HTTPSConnection(p.hostname, p.port or 8080, context=unverified_context(),
+                                               timeout=TIMEOUT)
+            headers = {}
+            if p.username:
+                token = "{}:{}".format(urllib.parse.unquote(p.username), urllib.parse.unquote(p.password or ""))
+                headers["Proxy-Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+            conn.set_tunnel(host, port, headers)
+        else:
+            conn = http.client.HTTPSConnection(host, port, context=unverified_context(), timeout=TIMEOUT)
+        conn.connect()
+        der = conn.sock.getpeercert(True)
+        conn.close()
+        return parse_cert(der)
+    except Exception:                                         # diagnostics only: never fail on it
+        return None
+
+
+def probe_index(url, proxy, contexts):
+    """Check TLS to the index with each (label, context): {label: 'ok' | 'untrusted: …' | 'error: …'}."""
+    results = {}
+    for label, ctx in contexts:
+        if ctx is None:
+            results[label] = "unavailable"
+            continue
+        try:
+            http_get(url.rstrip("/") + "/pip/", ctx, proxy, limit=8 << 20)
+            results[label] = "ok"
+        except TLSVerifyError as e:
+            results[label] = "untrusted: " + e.args[0]
+        except Failure as e:
+            if "answered HTTP" in e.args[0]:
+                results[label] = "ok"                        # TLS worked; the page is another matter
+            else:
+                results[label] = "error: " + e.args[0]
+                break                                         # the network itself fails: stop here
+    return results
+
+
+class _Links(html.parser.HTMLParser):
+    def __init__(self):
+        html.parser.HTMLParser.__init__(self)
+        self.links = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "a":
+            href = dict(attrs).get("href")
+            if href:
+                self.links.append(href)
+
+
+def project_files(index_url, name, context, proxy):
+    """[(filename, url, sha256_or_None)] from a PEP 691 (JSON) or PEP 503 (HTML) simple index."""
+    page = index_url.rstrip("/") + "/" + name + "/"
+    data, ctype, final = http_get(page, context, proxy,
+                                  accept="application/vnd.pypi.simple.v1+json, text/html;q=0.1")
+    out = []
+    if "json" in ctype:
+        for f in json.loads(data.decode("utf-8")).get("files", []):
+            out.append((f["filename"], urllib.parse.urljoin(final, f["url"]), f.get("hashes", {}).get("sha256")))
+    else:
+        parser = _Links()
+        parser.feed(data.decode("utf-8", "replace"))
+        for href in parser.links:
+            url, _, fragment = urllib.parse.urljoin(final, href).partition("#")
+            digest = fragment[7:] if fragment.startswith("sha256=") else None
+            out.append((urllib.parse.unquote(url.rsplit("/", 1)[-1]), url, digest))
+    return out
+
+
+def download_pins(pins, index_url, context, proxy, dest, ui):
+    """Fetch each pinned wheel into dest; each is kept only if its SHA-256 is one that hashes.txt pins."""
+    paths = {}
+    for pin in pins:
+        files = [f for f in project_files(index_url, pin["name"], context, proxy)
+                 if f[0].lower().startswith(wheel_prefix(pin).lower()) and f[0].endswith(".whl")]
+        files.sort(key=lambda f: f[2] not in pin["hashes"])   # the published pinned digest first
+        if not files:
+            raise Failure("{} has no wheel of {}=={}; check the index URL ({}).".format(
+                urllib.parse.urlsplit(index_url).hostname, pin["name"], pin["version"], index_url))
+        filename, url, _ = files[0]
+        started = time.time()
+        data = http_get(url, context, proxy)[0]
+        digest = hashlib.sha256(data).hexdigest()
+        if digest not in pin["hashes"]:
+            raise BadInput("{} served by {} does not match hashes.txt (SHA-256 {}, pinned {}); it was "
+                           "altered on the index or on the way. Nothing was installed.".format(
+                               filename, urllib.parse.urlsplit(url).hostname, digest, pin["hashes"][0]))
+        path = os.path.join(dest, filename)
+        with open(path, "wb") as f:
+            f.write(data)
+        paths[pin["name"]] = path
+        log("downloaded {} ({} kB, {:.1f} s), SHA-256 matches hashes.txt".format(
+            filename, len(data) // 1024, time.time() - started))
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------
+# Journal: every change is recorded with a backup BEFORE it happens, so undo restores byte for byte
+# and an interrupted run can be run again (or undone).
+# --------------------------------------------------------------------------------------------------
+
+def state_dir():
+    return os.environ.get("TRUSTFIX_STATE_DIR") or OS.data_dir("user")
+
+
+def journal_path():
+    return os.path.join(state_dir(), "journal.json")
+
+
+def journal_load():
+    path = journal_path()
+    if not os.path.isfile(path):
+        return {"version": 1, "files": [], "packages": [], "os_store": [], "verified": None}
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except ValueError:
+        raise Failure("the journal {} is damaged; it lists what bootstrap.py changed. Keep it and contact "
+                      "IT, or delete it to start over (undo will then not know earlier changes).".format(path))
+
+
+def journal_save(journal):
+    atomic_write(journal_path(), json.dumps(journal, indent=1, sort_keys=True).encode("utf-8"))
+
+
+def change_file(journal, path, data, mode=0o644):
+    """Write data to path atomically, backing the old file up first. False when it already holds data."""
+    current = read_bytes(path) if os.path.isfile(path) else None
+    if current == data:
+        return False
+    entry = next((e for e in journal["files"] if e["path"] == path), None)
+    if entry is None:                                          # first change of this file: keep the original
+        entry = {"path": path, "existed": current is not None, "backup": None, "mode": None,
+                 "created_dirs": []}
+        folder = os.path.dirname(path)
+        while folder and not os.path.isdir(folder):
+            entry["created_dirs"].append(folder)
+            folder = os.path.dirname(folder)
+        if current is not None:
+            name = "{}-{}".format(hashlib.sha256(path.encode()).hexdigest()[:12], os.path.basename(path))
+            entry["backup"] = os.path.join("backups", name)
+            entry["mode"] = os.stat(path).st_mode & 0o7777
+            atomic_write(os.path.join(state_dir(), entry["backup"]), current, 0o600)
+        journal["files"].append(entry)
+        journal_save(journal)
+    atomic_write(path, data, entry["mode"] or mode)
+    entry["after"] = hashlib.sha256(data).hexdigest()
+    journal_save(journal)
+    return True
+
+
+def backup_distribution(journal, name, dist_info, python, ui):
+    """Copy the files an installed distribution's RECORD lists, so undo can put that version back."""
+    site_dir = os.path.dirname(dist_info)
+    dest = os.path.join(state_dir(), "backups", "{}-{}".format(
+        os.path.basename(dist_info)[:-len(".dist-info")], hashlib.sha256(site_dir.encode()).hexdigest()[:8]))
+    manifest = []
+    if not os.path.isdir(dest):
+        tmp = dest + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        with open(os.path.join(dist_info, "RECORD"), encoding="utf-8") as f:
+            rels = [line.rsplit(",", 2)[0] for line in f if line.strip()]
+        for i, rel in enumerate(rels):
+            src = os.path.normpath(os.path.join(site_dir, rel))
+            if os.path.isfile(src):
+                target = os.path.join(tmp, str(i))
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy2(src, target)
+                manifest.append([src, str(i)])
+        with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
+            json.dump(manifest, f)
+        os.replace(tmp, dest)
+    journal["packages"].append({"python": python, "name": name, "before": os.path.basename(dist_info),
+                                "backup": os.path.relpath(dest, state_dir())})
+    journal_save(journal)
+
+
+def undo(args, ui):
+    journal = journal_load()
+    if not (journal["files"] or journal["packages"] or journal["os_store"]):
+        ui.step("undo", "ok", "nothing to undo: bootstrap.py has changed nothing for this user")
+        return EXIT_OK
+    for record in reversed(journal["os_store"]):
+        OS.remove_ca(record) if record.get("undo") else None
+    for entry in reversed(journal["files"]):
+        path = entry["path"]
+        if os.path.isfile(path) and entry.get("after") and sha256_file(path) != entry["after"]:
+            aside = "{}.changed-after-trustfix-{}".format(path, time.strftime("%Y%m%d%H%M%S"))
+            shutil.copy2(path, aside)
+            ui.warn("{} was changed after bootstrap.py wrote it; that version is kept as {}.".format(path, aside))
+        if entry["existed"]:
+            atomic_write(path, read_bytes(os.path.join(state_dir(), entry["backup"])), entry["mode"])
+            ui.step("undo", "changed", "restored " + path)
+        elif os.path.exists(path):
+            os.unlink(path)
+            ui.step("undo", "changed", "removed " + path)
+        for folder in entry.get("created_dirs", []):
+            if os.path.isdir(folder) and not os.listdir(folder):
+                os.rmdir(folder)
+    for record in reversed(journal["os_store"]):
+        if record.get("kind") == "file+command":
+            run(record["command"])
+            ui.step("undo", "changed", "removed the CA from the OS trust store ({})".format(" ".join(record["command"])))
+    for pkg in reversed(journal["packages"]):
+        undo_package(pkg, ui)
+    shutil.rmtree(state_dir(), ignore_errors=True)
+    ui.step("undo", "ok", "every change bootstrap.py made is undone")
+    return EXIT_OK
+
+
+def undo_package(pkg, ui):
+    python, name = pkg["python"], pkg["name"]
+    if not os.path.exists(python):
+        ui.warn("{} no longer exists; {} cannot be put back there.".format(python, name))
+        return
+    proc = run([python, "-m", "pip", "uninstall", "-y", "--disable-pip-version-check", name], env=pip_env())
+    if proc.returncode != 0:
+        ui.warn("could not uninstall {} from {}: {}".format(name, python, proc.stdout.strip()[-300:]))
+    if pkg.get("before"):
+        backup = os.path.join(state_dir(), pkg["backup"])
+        with open(os.path.join(backup, "manifest.json"), encoding="utf-8") as f:
+            for target, stored in json.load(f):
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy2(os.path.join(backup, stored), target)
+        ui.step("undo", "changed", "restored {} in {}".format(pkg["before"][:-len(".dist-info")], python))
+    else:
+        ui.step("undo", "changed", "removed {} from {}".format(name, python))
+
+
+# --------------------------------------------------------------------------------------------------
+# Plan: decide everything, validate every input, change nothing
+# --------------------------------------------------------------------------------------------------
+
+def pip_env():
+    """The environment of the installing pip: no PIP_* and no config file, as ensurepip does, so a
+    broken pip.conf cannot stop the repair; CA-bundle variables that would override --cert removed."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PIP_") and k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
+
+
+def install_target(s, args):
+    """(pip flags, reason to skip installing or None, where) for this interpreter."""
+    if s["python"]["venv"]:
+        return [], None, "the virtual environment " + sys.prefix
+    if s["externally_managed"] and not args.break_system_packages:
+        return [], ("this Python is managed by the operating system ({}); bootstrap.py leaves its packages "
+                    "alone. Use a virtual environment (python3 -m venv), or pass --break-system-packages "
+                    "if you really mean it".format(s["externally_managed"])), None
+    flags = ["--break-system-packages"] if s["externally_managed"] else []
+    if s["purelib_writable"]:
+        return flags, None, s["purelib"]
+    if s["user_site_enabled"]:
+        import site
+        return flags + ["--user"], None, site.getusersitepackages()
+    raise Failure("cannot install into {}: it is not writable and user installs are disabled; run as a user "
+                  "who may write there, or use a virtual environment.".format(s["purelib"]))
+
+
+def shipped_ca_files():
+    folder = os.path.join(HERE, "ca")
+    if not os.path.isdir(folder):
+        return []
+    return [os.path.join(folder, n) for n in sorted(os.listdir(folder)) if n.endswith((".pem", ".crt", ".cer"))]
+
+
+def read_zip_member(wheel, member):
+    with zipfile.ZipFile(wheel) as z:
+        return z.read(member)
+
+
+def previous_extras(bundle_path):
+    """The corporate CAs a previous run put into our bundle (kept, so a re-run never drops one)."""
+    if not os.path.isfile(bundle_path):
+        return []
+    head = read_bytes(bundle_path).split(b"\n# certifi ", 1)[0]
+    return pem_certs(head)
+
+
+def make_bundle(certifi_pem, certifi_version, extras):
+    """Our CA bundle: the corporate CAs, then certifi's roots. Deterministic, ASCII."""
+    lines = ["# trustfix CA bundle for pip: {} corporate CA(s) + certifi {} (Mozilla's roots).".format(
+        len(extras), certifi_version),
+        "# Made by bootstrap.py. Do not edit: run `python bootstrap.py` again to refresh it,",
+        "# `python bootstrap.py undo` to remove it.", ""]
+    for der, info in extras:
+        lines.append("# extra: {}  SHA-256 {}".format(info["subject"].encode("ascii", "replace").decode(),
+                                                       fingerprint(info["sha256"])))
+        lines.append(der_to_pem(der))
+    text = "\n".join(lines) + "\n# certifi {}\n".format(certifi_version)
+    return text.encode("ascii") + certifi_pem
+
+
+def make_plan(s, args, ui):
+    py = sys.version_info[:2]
+    pins = read_pins(os.path.join(HERE, "hashes.txt"))
+    mine = pins_for(pins, py)
+    if "pip" not in mine:
+        raise BadInput("hashes.txt pins no pip for Python {}; this bundle supports the Pythons its markers "
+                       "name ({}). Run it with a supported Python.".format(
+                           vstr(py), "; ".join(sorted({p["marker"] for p in pins if p["name"] == "pip"}))))
+    plan = {"pins": mine, "install": [], "skip_install": None, "flags": [], "where": None,
+            "source": None, "strategy": "none", "extras": [], "trust_reason": "", "probe": {},
+            "bundle_path": None, "config_path": None, "notes": []}
+
+    # 1. What to install, and where.
+    flags, skip, where = install_target(s, args)
+    plan.update(flags=flags, skip_install=skip, where=where)
+    if not skip:
+        for name in INSTALL:
+            pin = mine.get(name)
+            have = s[name]
+            if pin and (have is None or vtuple(have) < vtuple(pin["version"]) or args.reinstall):
+                plan["install"].append(pin)
+    pip_after = mine["pip"]["version"] if any(p["name"] == "pip" for p in plan["install"]) else s["pip"]
+    plan["pip_after"] = pip_after
+
+    # 2. The corporate CAs: given, shipped in ca/ (validated now, before anything changes).
+    given = []
+    for path in list(args.ca_file) + shipped_ca_files():
+        given += load_ca_file(path)
+    seen, explicit = set(), []
+    for der, info in given:
+        if info["sha256"] not in seen:
+            seen.add(info["sha256"])
+            explicit.append((der, info))
+
+    # 3. How the index verifies today, through the user's proxy.
+    local = {name: find_wheel(os.path.join(HERE, "wheels"), pin) for name, pin in mine.items()}
+    for name, (path, ok) in local.items():
+        if not ok:
+            raise BadInput("{} does not match hashes.txt (its SHA-256 differs from the pin for {}=={}); the "
+                           "bundle was altered. Get a fresh copy from IT; nothing was changed.".format(
+                               path, name, mine[name]["version"]))
+    certifi_pem, certifi_from = None, None
+    if local.get("certifi", (None,))[0]:
+        certifi_pem, certifi_from = read_zip_member(local["certifi"][0], "certifi/cacert.pem"), "wheel"
+    elif s["certifi_files"]:
+        certifi_pem, certifi_from = read_bytes(s["certifi_files"][0][0]), s["certifi_files"][0][0]
+    if not args.offline:
+        contexts = [("os", os_context()), ("certifi", cadata_context(certifi_pem) if certifi_pem else None)]
+        plan["probe"] = probe_index(s["index_url"], s["proxy"], contexts)
+        if any(v.startswith("untrusted") for v in plan["probe"].values()):
+            plan["issuer"] = presented_issuer(s["index_url"], s["proxy"])
+
+    # 4. Where the packages come from.
+    needed = [p["name"] for p in plan["install"]]
+    usable = all(local[n][0] for n in set(needed) | {"pip"}) and not args.index_url
+    plan["source"] = "wheels" if usable else "index"
+    if plan["source"] == "index" and needed and args.offline:
+        raise BadInput("wheels/ next to bootstrap.py has no wheel for {} on Python {}, and --offline forbids "
+                       "downloading; use the complete bundle from IT or drop --offline.".format(
+                           ", ".join(needed), vstr(py)))
+    if plan["source"] == "index" and needed:
+        error = plan["probe"].get("os", "")
+        if error.startswith("error:"):
+            raise Failure(error[len("error: "):].capitalize())
+
+    # 5. The trust decision (DESIGN.md's table).
+    decide_trust(plan, s, explicit, certifi_pem, py)
+    if plan["strategy"] == "bundle":
+        plan["bundle_path"] = os.path.join(OS.data_dir(args.scope) if args.scope != "site"
+                                           else os.path.join(sys.prefix, "share", "trustfix"), "ca-bundle.pem")
+        plan["config_path"] = user_config_target(args.scope)
+        plan["extras"] = merge_extras(plan["extras"], previous_extras(plan["bundle_path"]))
+        check_config_target(plan, s)
+        for path in (plan["config_path"], plan["bundle_path"], journal_path()):
+            if not writable(path):
+                raise BadInput("cannot write {}: its folder is not writable for this user; fix the "
+                               "permissions, or choose another --scope.".format(path))
+    return plan
+
+
+def merge_extras(new, previous_ders):
+    have = {info["sha256"] for _, info in new}
+    out = list(new)
+    for der in previous_ders:
+        try:
+            info = parse_cert(der)
+        except (ValueError, IndexError):
+            continue
+        if info["sha256"] not in have:
+            have.add(info["sha256"])
+            out.append((der, info))
+    return out
+
+
+def decide_trust(plan, s, explicit, certifi_pem, py):
+    """Fill plan's strategy ('none' | 'bundle'), extras and reason from the survey and the probe."""
+    pip_after, probe = plan["pip_after"], plan["probe"]
+    host = urllib.parse.urlsplit(s["index_url"]).hostname
+    uses_os = py >= TRUSTSTORE_PYTHON and pip_after is not None and vtuple(pip_after) >= PIP_OS_STORE
+    os_roots = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
+    if uses_os:
+        missing = [(d, i) for d, i in explicit if i["sha256"] not in os_roots]
+        if missing:
+            plan.update(strategy="bundle", extras=missing, trust_reason="pip {} uses the OS trust store, but it "
+                        "lacks {}".format(pip_after, ", ".join(i["subject"] for _, i in missing)))
+        elif probe.get("os", "").startswith("untrusted"):
+            plan.update(trust_reason="the OS trust store does not trust {} ({}); pass the issuing CA with "
+                        "--ca-file".format(host, issuer_text(plan)))
+            plan["notes"].append(plan["trust_reason"])
+        else:
+            checked = "verifies {}".format(host) if probe.get("os") == "ok" else "(not checked: offline)"
+            plan["trust_reason"] = "pip {} on Python {} uses the OS trust store, which {}; nothing to write".format(
+                pip_after, vstr(py), checked)
+        return
+    why = "Python {} (pip cannot use the OS store before 3.10)".format(vstr(py)) if py < TRUSTSTORE_PYTHON \
+        else "pip {} (certifi only; the OS store needs pip >= 24.2)".format(pip_after or "not installed")
+    if explicit:
+        plan.update(strategy="bundle", extras=explicit,
+                    trust_reason="{}: a bundle of certifi + the given CAs".format(why))
+    elif probe.get("certifi") == "ok":
+        plan["trust_reason"] = "{}, but certifi alone verifies {}; nothing to write".format(why, host)
+    else:
+        certifi = {hashlib.sha256(d).hexdigest() for d in pem_certs(certifi_pem or b"")}
+        extras = []
+        for der in OS.os_roots():
+            digest = hashlib.sha256(der).hexdigest()
+            if digest not in certifi:
+                try:
+                    info = parse_cert(der)
+                except (ValueError, IndexError):
+                    continue
+                if info["is_ca"] or info["self_signed"]:
+                    extras.append((der, info))
+        if extras:
+            plan.update(strategy="bundle", extras=extras, trust_reason="{}: a bundle of certifi + the {} CA(s) "
+                        "the OS trusts beyond certifi".format(why, len(extras)))
+        else:
+            plan["trust_reason"] = "{}; the OS store has no CA beyond certifi's and none was given".format(why)
+        if probe.get("os", "").startswith("untrusted"):
+            plan["notes"].append("the OS trust store does not trust {} either ({}); pass the issuing CA with "
+                                 "--ca-file".format(host, issuer_text(plan)))
+
+
+def issuer_text(plan):
+    issuer = plan.get("issuer")
+    return "its certificate is issued by " + issuer["issuer"] if issuer else "issuer unknown"
+
+
+def check_config_target(plan, s):
+    """The file we will edit must be readable by pip; other sources must not silently override it."""
+    path = plan["config_path"]
+    if os.path.isfile(path):
+        _, error = read_config_file(path)
+        if error:
+            raise BadInput(error + ", then run bootstrap.py again; nothing was changed.")
+    target_rank = None
+    for rank, (scope, src, sections, _) in enumerate(s["config_sources"]):
+        if src == path:
+            target_rank = rank
+    for rank, (scope, src, sections, _) in enumerate(s["config_sources"]):
+        for section in ("global", "install", "download"):
+            value = (sections or {}).get(section, {}).get("cert")
+            if value and src != path and (target_rank is None or rank > target_rank):
+                plan["notes"].append("{} sets cert = {} and overrides {}; remove it there".format(
+                    "PIP_CERT" if scope == "env" else src, value, path))
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        if os.environ.get(var):
+            plan["notes"].append("{} is set and overrides pip's cert setting; unset it".format(var))
+
+
+def describe_plan(plan, s, args):
+    lines = []
+    if plan["skip_install"]:
+        lines.append("install: nothing, because " + plan["skip_install"])
+    elif plan["install"]:
+        lines.append("install {} into {} from {}".format(
+            ", ".join("{}=={}".format(p["name"], p["version"]) for p in plan["install"]), plan["where"],
+            "wheels/ (SHA-256 checked against hashes.txt)" if plan["source"] == "wheels"
+            else s["index_url"] + " (each file's SHA-256 checked against hashes.txt)"))
+    else:
+        lines.append("install: nothing (pip {}{} already)".format(
+            s["pip"], ", truststore " + s["truststore"] if s["truststore"] else ""))
+    lines.append("trust: " + plan["trust_reason"])
+    if plan["strategy"] == "bundle":
+        lines.append("write {} and set cert in {}".format(plan["bundle_path"], plan["config_path"]))
+        for _, info in plan["extras"]:
+            lines.append("  CA {}  SHA-256 {}".format(info["subject"], fingerprint(info["sha256"])))
+    return lines
+
+
+# --------------------------------------------------------------------------------------------------
+# Install: the pinned pip, run from its own verified wheel, installs from verified files only
+# --------------------------------------------------------------------------------------------------
+
+def acquire(plan, s, ui, workdir):
+    """Put every file this run uses into workdir, each checked against hashes.txt: {name: path}."""
+    mine = plan["pins"]
+    names = {p["name"] for p in plan["install"]}
+    if names:
+        names.add("pip")                                     # the installer itself
+    if plan["strategy"] == "bundle":
+        names.add("certifi")
+    wanted = [mine[n] for n in sorted(names) if n in mine]
+    local = {p["name"]: find_wheel(os.path.join(HERE, "wheels"), p)[0] for p in wanted}
+    files, missing = {}, []
+    for pin in wanted:
+        if local[pin["name"]] and plan["source"] == "wheels" or (pin["name"] == "certifi" and local["certifi"]):
+            copy = os.path.join(workdir, os.path.basename(local[pin["name"]]))
+            shutil.copyfile(local[pin["name"]], copy)
+            if sha256_file(copy) not in pin["hashes"]:                 # the bytes pip will read
+                raise BadInput("{} changed while it was being copied; nothing was installed.".format(
+                    local[pin["name"]]))
+            files[pin["name"]] = copy
+        else:
+            missing.append(pin)
+    if missing:
+        files.update(download_verified(missing, s, ui, workdir))
+    return files
+
+
+def download_verified(pins, s, ui, workdir):
+    """Download with verified TLS (OS store, then certifi); only if both fail on the certificate,
+    without verification: then each file is still accepted only if its SHA-256 is pinned."""
+    url, proxy = s["index_url"], s["proxy"]
+    certifi_pem = read_bytes(s["certifi_files"][0][0]) if s["certifi_files"] else None
+    attempts = [("the OS trust store", os_context()),
+                ("certifi", cadata_context(certifi_pem) if certifi_pem else None)]
+    for label, ctx in attempts:
+        if ctx is None:
+            continue
+        try:
+            files = download_pins(pins, url, ctx, proxy, workdir, ui)
+            ui.step("download", "ok", "{} from {} (TLS verified with {}; SHA-256 checked)".format(
+                ", ".join(os.path.basename(f) for f in files.values()), urllib.parse.urlsplit(url).hostname, label))
+            return files
+        except TLSVerifyError as e:
+            log("TLS with {} failed: {}".format(label, e.args[0]))
+    host = urllib.parse.urlsplit(url).hostname
+    issuer = presented_issuer(url, proxy)
+    ui.warn("TLS to {} could not be verified{}. Downloading the pinned files WITHOUT TLS verification, for this "
+            "one download only: each file is accepted only if its SHA-256 matches hashes.txt, and nothing "
+            "about this is saved.".format(host, " (its certificate is issued by {})".format(issuer["issuer"])
+                                          if issuer else ""))
+    files = download_pins(pins, url, unverified_context(), proxy, workdir, ui)
+    ui.step("download", "warning", "{} from {} (TLS NOT verified for this download; SHA-256 checked)".format(
+        ", ".join(os.path.basename(f) for f in files.values()), host))
+    return files
+
+
+def install(plan, s, args, ui, journal, files, workdir):
+    if plan["skip_install"]:
+        ui.step("install", "skipped", plan["skip_install"])
+        return
+    if not plan["install"]:
+        ui.step("install", "ok", "nothing to install: pip {}{} already".format(
+            s["pip"], ", truststore " + s["truststore"] if s["truststore"] else ""))
+        return
+    requirements = os.path.join(workdir, "requirements.txt")
+    with open(requirements, "w", encoding="utf-8") as f:
+        f.write("\n".join(p["line"] for p in plan["install"]) + "\n")
+    for pin in plan["install"]:                                 # journal (and back up) before changing
+        if any(p["python"] == sys.executable and p["name"] == pin["name"] for p in journal["packages"]):
+            continue
+        if pin["name"] in s["dists"]:
+            backup_distribution(journal, pin["name"], s["dists"][pin["name"]][1], sys.executable, ui)
+        else:
+            journal["packages"].append({"python": sys.executable, "name": pin["name"], "before": None})
+            journal_save(journal)
+    started = time.time()
+    cmd = [sys.executable, os.path.join(files["pip"], "pip"), "install", "--no-index", "--find-links", workdir,
+           "--require-hashes", "--no-deps", "--disable-pip-version-check", "--no-input",
+           "--no-warn-script-location", "--progress-bar", "off", "-r", requirements] + plan["flags"]
+    proc = run(cmd, env=pip_env())
+    if proc.returncode != 0:
+        tail = "\n".join(proc.stdout.strip().splitlines()[-5:])
+        raise Failure("pip could not install {}:\n{}".format(
+            ", ".join(p["name"] for p in plan["install"]), tail))
+    ui.step("install", "changed", "{} into {} ({:.1f} s)".format(
+        ", ".join("{} {}".format(p["name"], p["version"]) for p in plan["install"]), plan["where"],
+        time.time() - started))
+
+
+# --------------------------------------------------------------------------------------------------
+# Trust: nothing, or `cert = <certifi + corporate CAs>` in pip's config; optionally the OS store
+# --------------------------------------------------------------------------------------------------
+
+def configure_trust(plan, s, args, ui, journal, files):
+    if plan["strategy"] == "none":
+        ui.step("trust", "warning" if plan["notes"] else "ok", plan["trust_reason"])
+        return False
+    certifi_version = plan["pins"]["certifi"]["version"]
+    certifi_pem = read_zip_member(files["certifi"], "certifi/cacert.pem")
+    bundle = make_bundle(certifi_pem, certifi_version, plan["extras"])
+    changed = change_file(journal, plan["bundle_path"], bundle)
+    path = plan["config_path"]
+    text = read_bytes(path).decode("utf-8") if os.path.isfile(path) else \
+        "# pip configuration. `cert` was set by trustfix bootstrap.py (undo: python bootstrap.py undo).\n"
+    new = set_ini_key(text, "global", "cert", plan["bundle_path"])
+    changed = change_file(journal, path, new.encode("utf-8")) or changed
+    ui.step("trust", "changed" if changed else "ok", "{} {} ({} corporate CA(s) + certifi {}); cert set in {}".format(
+        "wrote" if changed else "unchanged:", plan["bundle_path"], len(plan["extras"]), certifi_version, path))
+    for _, info in plan["extras"]:
+        ui.detail("CA {}  SHA-256 {}".format(info["subject"], fingerprint(info["sha256"])))
+    if args.add_to_os_store:
+        changed = add_to_os_store(plan, ui, journal) or changed
+    return changed
+
+
+def add_to_os_store(plan, ui, journal):
+    present = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
+    changed = False
+    for der, info in plan["extras"]:
+        if info["sha256"] in present:
+            continue
+        record = OS.add_ca(der, info)
+        if record["kind"] == "file+command":
+            journal["os_store"].append({k: v for k, v in record.items() if k != "data"})
+            change_file(journal, record["path"], record["data"].encode("ascii"))
+            proc = run(record["command"])
+        else:
+            with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as f:
+                f.write(record["data"])
+            journal["os_store"].append({k: v for k, v in record.items() if k != "data"})
+            journal_save(journal)
+            proc = run([f.name if part == "{file}" else part for part in record["command"]])
+            os.unlink(f.name)
+        if proc.returncode != 0:
+            raise Failure("adding {} to the OS trust store failed: {}".format(info["subject"], proc.stdout.strip()[-300:]))
+        ui.step("os-store", "changed", "added {} ({})".format(info["subject"], OS.name))
+        changed = True
+    return changed
+
+
+# --------------------------------------------------------------------------------------------------
+# Verify: a fresh pip process, the user's own environment and configuration, reaches the index
+# --------------------------------------------------------------------------------------------------
+
+def state_key(plan):
+    parts = [sys.executable, str(installed_distributions().get("pip", ("",))[0])]
+    for path in (plan["bundle_path"], plan["config_path"]):
+        parts.append(sha256_file(path) if path and os.path.isfile(path) else "-")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def verify(plan, s, args, ui, journal, changed):
+    if args.offline:
+        ui.step("verify", "skipped", "--offline: the index was not contacted")
+        return EXIT_OK
+    pip_now = installed_distributions().get("pip")
+    if not pip_now:
+        ui.step("verify", "skipped", "no pip is installed in this Python, so there is nothing to verify")
+        return EXIT_OK
+    key = state_key(plan)
+    if not changed and (journal.get("verified") or {}).get("key") == key:
+        ui.step("verify", "ok", "pip reached {} on {}; nothing changed since".format(
+            s["index_url"], journal["verified"]["at"]))
+        return EXIT_OK
+    pin = plan["pins"]["pip"]
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="trustfix-verify-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--dest", tmp,
+               "--disable-pip-version-check", "--timeout", str(int(TIMEOUT)), "--retries", "1",
+               "pip=={}".format(pin["version"])]
+        proc = run(cmd, env=dict(os.environ), timeout=180)
+    if proc.returncode != 0:
+        lines = [l for l in proc.stdout.splitlines() if l.strip()]
+        cause = next((l.strip() for l in lines if "CERTIFICATE_VERIFY_FAILED" in l or "ProxyError" in l), None)
+        ui.step("verify", "failed", "a fresh `pip download pip=={}` could not reach {}: {}".format(
+            pin["version"], s["index_url"], (cause or (lines[-1] if lines else "no output"))[:300]))
+        ui.detail("tried: " + " ".join(cmd))
+        ui.detail("run `python bootstrap.py doctor` to find the cause")
+        return EXIT_UNVERIFIED
+    ui.step("verify", "ok", "a fresh pip process reached {} and downloaded pip {} ({:.1f} s)".format(
+        s["index_url"], pin["version"], time.time() - started))
+    if journal["files"] or journal["packages"] or journal.get("verified"):
+        journal["verified"] = {"key": key, "at": time.strftime("%Y-%m-%d %H:%M")}
+        journal_save(journal)
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+EPILOG = """\
+what it does:
+  1. survey   this Python, its pip, the pip configuration and how the package index's TLS verifies
+  2. plan     what to install from where and how to make pip trust the network (--dry-run stops here)
+  3. install  the pinned pip (and truststore on Python >= 3.10) from wheels/, every file's SHA-256
+              checked against hashes.txt; without wheels/, exactly those files from the index
+  4. trust    nothing when pip already uses the OS trust store; else `cert = <certifi + company CAs>`
+              in your pip configuration. Never `trusted-host`, never an edited certifi.
+  5. verify   a fresh pip process reaches the index with no extra options
+
+examples:
+  python bootstrap.py                        fix this Python (Windows: py bootstrap.py)
+  python bootstrap.py --dry-run              show what would change, change nothing
+  python bootstrap.py --ca-file corp.pem     trust this company root CA as well
+  python bootstrap.py doctor                 explain why pip fails TLS here (changes nothing)
+  python bootstrap.py undo                   put every changed file back as it was
+
+exit codes: 0 done or nothing to do; 1 failed (nothing left half-changed); 2 bad usage or bad input;
+            3 installed and configured, but the final check against the index failed.
+Every option can also come from the environment: TRUSTFIX_OFFLINE=1, TRUSTFIX_INDEX_URL=...,
+TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_JSON=1.
+""".format(sep=os.pathsep)
+
+
+def parse_args(argv):
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="bootstrap.py", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="Make pip work behind a TLS-intercepting corporate proxy, safely and for good.")
+    parser.add_argument("command", nargs="?", default="install", choices=("install", "doctor", "undo"),
+                        help="install (default): fix this Python; doctor: diagnose; undo: revert every change")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--offline", action="store_true", default=env("TRUSTFIX_OFFLINE") == "1",
+                       help="use only the bundle's wheels; never contact the index (verification is skipped)")
+    where.add_argument("--index-url", metavar="URL", default=env("TRUSTFIX_INDEX_URL"),
+                       help="package index to download from and verify against (default: your pip "
+                            "configuration's index-url, else https://pypi.org/simple)")
+    parser.add_argument("--ca-file", metavar="PEM", action="append",
+                        default=[p for p in (env("TRUSTFIX_CA_FILE") or "").split(os.pathsep) if p],
+                        help="a company root CA to trust (PEM or DER; repeatable). Default: ca/*.pem next "
+                             "to this script, else the CAs your OS trusts beyond certifi")
+    parser.add_argument("--scope", choices=("user", "site", "global"), default=env("TRUSTFIX_SCOPE") or "user",
+                        help="which pip configuration file gets `cert` (default: user)")
+    parser.add_argument("--add-to-os-store", action="store_true",
+                        help="also add the given CAs to the operating system's trust store")
+    parser.add_argument("--break-system-packages", action="store_true",
+                        help="install even into a Python the OS manages (PEP 668); usually a bad idea")
+    parser.add_argument("--reinstall", action="store_true",
+                        help="install the pinned pip/truststore even when an equal or newer one is present")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and stop; change nothing")
+    parser.add_argument("--json", action="store_true", default=env("TRUSTFIX_JSON") == "1",
+                        help="print one JSON document instead of text (for fleet tools)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the commands run and their output")
+    parser.add_argument("--version", action="version", version="trustfix bootstrap " + __version__)
+    args = parser.parse_args(argv)
+    if args.index_url and not re.match(r"^https?://[^/\s]+", args.index_url):
+        parser.error("--index-url must be an http(s) URL, e.g. https://pypi.org/simple")
+    return args
+
+
+def survey_line(s):
+    parts = ["Python {}".format(s["python"]["version"]),
+             s["openssl"].replace(" ", " ", 1).split(" ")[0] + " " + s["openssl"].split(" ")[1],
+             "pip " + (s["pip"] or "missing"), "truststore " + (s["truststore"] or "missing"),
+             "venv" if s["python"]["venv"] else "system Python"]
+    if s["proxy"]:
+        parts.append("proxy " + re.sub(r"//[^@/]*@", "//***@", s["proxy"]))
+    return ", ".join(parts)
+
+
+def json_safe(obj):
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items() if k not in ("dists", "config_sources", "pins")}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, bytes):
+        return None
+    if isinstance(obj, datetime.datetime):
+        return obj.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return obj
+
+
+def run_install(args, ui):
+    ui.say("trustfix {}: fixing TLS trust for {}".format(__version__, sys.executable))
+    s = take_survey(args)
+    ui.step("survey", "ok", survey_line(s))
+    for text in survey_warnings(s):
+        ui.warn(text)
+    plan = make_plan(s, args, ui)
+    lines = describe_plan(plan, s, args)
+    ui.step("plan", "ok", lines[0])
+    for line in lines[1:]:
+        ui.detail(line)
+    for name, result in sorted(plan["probe"].items()):
+        log("TLS to {} with {}: {}".format(s["index_url"], name, result))
+    for note in plan["notes"]:
+        ui.warn(note)
+    result = {"survey": s, "plan": plan}
+    if args.dry_run:
+        ui.say("--dry-run: nothing was changed.")
+        return EXIT_OK, result
+    journal = journal_load()
+    with tempfile.TemporaryDirectory(prefix="trustfix-") as workdir:
+        files = acquire(plan, s, ui, workdir)
+        install(plan, s, args, ui, journal, files, workdir)
+        changed = configure_trust(plan, s, args, ui, journal, files)
+    code = verify(plan, s, args, ui, journal, changed or bool(plan["install"]))
+    if code == EXIT_OK:
+        ui.say("Done. pip now works here without --trusted-host; `python bootstrap.py undo` reverts it."
+               if (plan["install"] or plan["strategy"] == "bundle") else "Done. Nothing needed to change.")
+    return code, result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    ui = UI(json_mode=args.json, verbose=args.verbose)
+    result, started = {}, time.time()
+    try:
+        if args.command == "undo":
+            code = undo(args, ui)
+        elif args.command == "doctor":
+            code, result = doctor(args, ui)
+        else:
+            code, result = run_install(args, ui)
+        error = None
+    except Failure as e:
+        code, error = e.code, e.args[0]
+        ui.step("error", "failed", error[:1].upper() + error[1:])
+        if not args.json:
+            logfile = os.path.join(tempfile.gettempdir(), "trustfix-{}.log".format(time.strftime("%Y%m%d-%H%M%S")))
+            try:
+                with open(logfile, "w", encoding="utf-8") as f:
+                    f.write("\n".join(_LOG) + "\n")
+                ui.say("  details: " + logfile)
+            except OSError:
+                pass
+    except KeyboardInterrupt:
+        code, error = EXIT_FAILED, "interrupted; run bootstrap.py again to finish, or `bootstrap.py undo`"
+        ui.step("error", "failed", error)
+    if args.json:
+        doc = {"trustfix": __version__, "command": args.command, "exit_code": code, "error": error,
+               "seconds": round(time.time() - started, 3), "steps": ui.steps, "warnings": ui.warnings}
+        doc.update(json_safe(result))
+        print(json.dumps(doc, indent=2, sort_keys=True, default=str))
+    return code
+
+
+def doctor(args, ui):
+    raise Failure("doctor is not available in this version yet.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
