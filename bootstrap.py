@@ -1002,6 +1002,11 @@ def journal_load():
 
 
 def journal_save(journal):
+    if "created_dirs" not in journal:                          # the first save: note what we create
+        journal["created_dirs"], folder = [], state_dir()
+        while folder and not os.path.isdir(folder):
+            journal["created_dirs"].append(folder)
+            folder = os.path.dirname(folder)
     atomic_write(journal_path(), json.dumps(journal, indent=1, sort_keys=True).encode("utf-8"))
 
 
@@ -1086,6 +1091,9 @@ def undo(args, ui):
     for pkg in reversed(journal["packages"]):
         undo_package(pkg, ui)
     shutil.rmtree(state_dir(), ignore_errors=True)
+    for folder in journal.get("created_dirs", []):
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
     ui.step("undo", "ok", "every change bootstrap.py made is undone")
     return EXIT_OK
 
@@ -1284,8 +1292,10 @@ def decide_trust(plan, s, explicit, certifi_pem, py):
                         "--ca-file".format(host, issuer_text(plan)))
             plan["notes"].append(plan["trust_reason"])
         else:
-            checked = "verifies {}".format(host) if probe.get("os") == "ok" else "(not checked: offline)"
-            plan["trust_reason"] = "pip {} on Python {} uses the OS trust store, which {}; nothing to write".format(
+            checked = ("it verifies {}".format(host) if probe.get("os") == "ok" else
+                       "{} was not checked (offline)".format(host) if not probe else
+                       "{} could not be reached to check".format(host))
+            plan["trust_reason"] = "pip {} on Python {} uses the OS trust store and {}; nothing to write".format(
                 pip_after, vstr(py), checked)
         return
     why = "Python {} (pip cannot use the OS store before 3.10)".format(vstr(py)) if py < TRUSTSTORE_PYTHON \
@@ -1296,25 +1306,43 @@ def decide_trust(plan, s, explicit, certifi_pem, py):
     elif probe.get("certifi") == "ok":
         plan["trust_reason"] = "{}, but certifi alone verifies {}; nothing to write".format(why, host)
     else:
-        certifi = {hashlib.sha256(d).hexdigest() for d in pem_certs(certifi_pem or b"")}
-        extras = []
-        for der in OS.os_roots():
-            digest = hashlib.sha256(der).hexdigest()
-            if digest not in certifi:
-                try:
-                    info = parse_cert(der)
-                except (ValueError, IndexError):
-                    continue
-                if info["is_ca"] or info["self_signed"]:
-                    extras.append((der, info))
+        extras, how = os_extras(plan, certifi_pem)
         if extras:
-            plan.update(strategy="bundle", extras=extras, trust_reason="{}: a bundle of certifi + the {} CA(s) "
-                        "the OS trusts beyond certifi".format(why, len(extras)))
+            plan.update(strategy="bundle", extras=extras, trust_reason="{}: a bundle of certifi + {}".format(why, how))
         else:
-            plan["trust_reason"] = "{}; the OS store has no CA beyond certifi's and none was given".format(why)
-        if probe.get("os", "").startswith("untrusted"):
-            plan["notes"].append("the OS trust store does not trust {} either ({}); pass the issuing CA with "
-                                 "--ca-file".format(host, issuer_text(plan)))
+            plan["trust_reason"] = "{}; {}".format(why, how)
+
+
+def os_extras(plan, certifi_pem):
+    """The corporate CAs to take from the OS store when none was given: ([(der, info)], how).
+
+    Online, only the OS root that issued the certificate the index (or the proxy) presents: adding every
+    root the OS has beyond certifi would also re-admit roots Mozilla has distrusted since the distro's
+    bundle was made. Offline there is no presented certificate, so every such root is taken, and said."""
+    certifi = {hashlib.sha256(d).hexdigest() for d in pem_certs(certifi_pem or b"")}
+    candidates = []
+    for der in OS.os_roots():
+        if hashlib.sha256(der).hexdigest() in certifi:
+            continue
+        try:
+            info = parse_cert(der)
+        except (ValueError, IndexError):
+            continue
+        if info["is_ca"] or info["self_signed"]:
+            candidates.append((der, info))
+    issuer = plan.get("issuer")
+    if plan["probe"]:
+        if not issuer:
+            return [], "the index's certificate could not be read, so no CA was taken from the OS store"
+        match = [(d, i) for d, i in candidates if i["subject"] == issuer["issuer"]]
+        if match:
+            return match, "{}, the CA the OS trusts that issued the index's certificate".format(issuer["issuer"])
+        return [], "the OS store has no CA named {} (the index's issuer); pass it with --ca-file".format(issuer["issuer"])
+    if candidates:
+        plan["notes"].append("offline, the CA in use cannot be seen, so all {} CAs the OS trusts beyond certifi "
+                             "were taken; pass --ca-file to take only the company's".format(len(candidates)))
+        return candidates, "the {} CA(s) the OS trusts beyond certifi".format(len(candidates))
+    return [], "the OS store has no CA beyond certifi's and none was given"
 
 
 def issuer_text(plan):
@@ -1359,8 +1387,10 @@ def describe_plan(plan, s, args):
     lines.append("trust: " + plan["trust_reason"])
     if plan["strategy"] == "bundle":
         lines.append("write {} and set cert in {}".format(plan["bundle_path"], plan["config_path"]))
-        for _, info in plan["extras"]:
+        for _, info in plan["extras"][:5]:
             lines.append("  CA {}  SHA-256 {}".format(info["subject"], fingerprint(info["sha256"])))
+        if len(plan["extras"]) > 5:
+            lines.append("  ... and {} more (the bundle file lists them all)".format(len(plan["extras"]) - 5))
     return lines
 
 
@@ -1473,10 +1503,8 @@ def configure_trust(plan, s, args, ui, journal, files):
         "# pip configuration. `cert` was set by trustfix bootstrap.py (undo: python bootstrap.py undo).\n"
     new = set_ini_key(text, "global", "cert", plan["bundle_path"])
     changed = change_file(journal, path, new.encode("utf-8")) or changed
-    ui.step("trust", "changed" if changed else "ok", "{} {} ({} corporate CA(s) + certifi {}); cert set in {}".format(
+    ui.step("trust", "changed" if changed else "ok", "{} {} ({} extra CA(s) + certifi {}); cert set in {}".format(
         "wrote" if changed else "unchanged:", plan["bundle_path"], len(plan["extras"]), certifi_version, path))
-    for _, info in plan["extras"]:
-        ui.detail("CA {}  SHA-256 {}".format(info["subject"], fingerprint(info["sha256"])))
     if args.add_to_os_store:
         changed = add_to_os_store(plan, ui, journal) or changed
     return changed
@@ -1663,11 +1691,11 @@ def run_install(args, ui):
     with tempfile.TemporaryDirectory(prefix="trustfix-") as workdir:
         files = acquire(plan, s, ui, workdir)
         install(plan, s, args, ui, journal, files, workdir)
-        changed = configure_trust(plan, s, args, ui, journal, files)
-    code = verify(plan, s, args, ui, journal, changed or bool(plan["install"]))
+        changed = configure_trust(plan, s, args, ui, journal, files) or bool(plan["install"])
+    code = verify(plan, s, args, ui, journal, changed)
     if code == EXIT_OK:
-        ui.say("Done. pip now works here without --trusted-host; `python bootstrap.py undo` reverts it."
-               if (plan["install"] or plan["strategy"] == "bundle") else "Done. Nothing needed to change.")
+        ui.say("Done. pip works here without --trusted-host; `python bootstrap.py undo` reverts the changes."
+               if changed else "Done. Nothing needed to change.")
     return code, result
 
 
