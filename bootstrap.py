@@ -992,7 +992,12 @@ def journal_path():
 def journal_load():
     path = journal_path()
     if not os.path.isfile(path):
-        return {"version": 1, "files": [], "packages": [], "os_store": [], "verified": None}
+        created, folder = [], state_dir()                      # folders this run creates; undo removes them
+        while folder and not os.path.isdir(folder):
+            created.append(folder)
+            folder = os.path.dirname(folder)
+        return {"version": 1, "files": [], "packages": [], "os_store": [], "verified": None,
+                "created_dirs": created}
     try:
         with open(path, encoding="utf-8") as f:
             return json.load(f)
@@ -1002,11 +1007,6 @@ def journal_load():
 
 
 def journal_save(journal):
-    if "created_dirs" not in journal:                          # the first save: note what we create
-        journal["created_dirs"], folder = [], state_dir()
-        while folder and not os.path.isdir(folder):
-            journal["created_dirs"].append(folder)
-            folder = os.path.dirname(folder)
     atomic_write(journal_path(), json.dumps(journal, indent=1, sort_keys=True).encode("utf-8"))
 
 
