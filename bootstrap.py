@@ -174,11 +174,11 @@ class UI:
             self.out.flush()
 
     def step(self, name, status, summary, **data):
-        """Record a finished step. status: ok | changed | skipped | warning | failed."""
+        """Record a finished step. status: ok | changed | skipped | warning | problem | failed."""
         self.steps.append(dict(step=name, status=status, summary=summary, **data))
         mark = {"ok": self._c("32", "ok"), "changed": self._c("32", "done"),
                 "skipped": self._c("2", "skip"), "warning": self._c("33", "warn"),
-                "failed": self._c("31", "FAIL")}[status]
+                "problem": self._c("31", "PROB"), "failed": self._c("31", "FAIL")}[status]
         self.say("[{:>4}] {:<8} {}".format(mark, name, summary))
 
     def detail(self, text):
@@ -1733,8 +1733,277 @@ def main(argv=None):
     return code
 
 
+# --------------------------------------------------------------------------------------------------
+# Doctor: name the cause of a TLS failure in one report. Reads only; changes nothing.
+# --------------------------------------------------------------------------------------------------
+
+DOCTOR_TIMEOUT = 4.0
+INTERCEPTORS = (("zscaler", "Zscaler"), ("netskope", "Netskope"), ("palo alto", "Palo Alto Networks"),
+                ("fortinet", "Fortinet"), ("fortigate", "Fortinet"), ("blue coat", "Blue Coat"),
+                ("bluecoat", "Blue Coat"), ("symantec", "Symantec/Blue Coat"), ("umbrella", "Cisco Umbrella"),
+                ("cisco", "Cisco"), ("forcepoint", "Forcepoint"), ("websense", "Forcepoint"),
+                ("sophos", "Sophos"), ("mcafee", "McAfee/Skyhigh"), ("skyhigh", "Skyhigh"),
+                ("check point", "Check Point"), ("checkpoint", "Check Point"), ("kaspersky", "Kaspersky"),
+                ("eset", "ESET"), ("avast", "Avast"), ("avg ", "AVG"), ("bitdefender", "Bitdefender"),
+                ("mitmproxy", "mitmproxy"), ("interception", "an interception proxy"),
+                ("proxy", "a proxy"), ("corporate", "a corporate proxy"))
+
+
+def interceptor(name):
+    low = (name or "").lower()
+    return next((vendor for key, vendor in INTERCEPTORS if key in low), None)
+
+
+def tls_check(url, proxy, context, timeout=DOCTOR_TIMEOUT):
+    """Connect to url's host (through proxy) and HEAD it: {status, detail, date}. Never raises.
+    status: ok | untrusted | expired | not-yet-valid | wrong-host | proxy-auth | dns | refused | timeout |
+    error | unavailable."""
+    if context is None:
+        return {"status": "unavailable", "detail": "no such trust store here"}
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname, parts.port or 443
+    try:
+        if proxy:
+            p = urllib.parse.urlsplit(proxy)
+            conn = http.client.HTTPSConnection(p.hostname, p.port or 8080, context=context, timeout=timeout)
+            headers = {}
+            if p.username:
+                token = "{}:{}".format(urllib.parse.unquote(p.username), urllib.parse.unquote(p.password or ""))
+                headers["Proxy-Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+            conn.set_tunnel(host, port, headers)
+        else:
+            conn = http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
+        conn.request("HEAD", parts.path or "/", headers={"User-Agent": "trustfix-doctor/" + __version__})
+        response = conn.getresponse()
+        conn.close()
+        return {"status": "ok", "detail": "HTTP {}".format(response.status), "date": response.getheader("Date")}
+    except ssl.SSLError as e:
+        code = getattr(e, "verify_code", None)
+        message = getattr(e, "verify_message", None) or str(e)
+        status = {10: "expired", 9: "not-yet-valid", 62: "wrong-host"}.get(code, "untrusted")
+        if "CERTIFICATE_VERIFY_FAILED" not in str(e) and code is None:
+            status = "error"
+        return {"status": status, "detail": message}
+    except getattr(ssl, "CertificateError", ValueError) as e:          # Python 3.6: hostname mismatch
+        return {"status": "wrong-host", "detail": str(e)}
+    except socket.timeout:
+        return {"status": "timeout", "detail": "no answer within {:.0f} s".format(timeout)}
+    except socket.gaierror as e:
+        return {"status": "dns", "detail": "name not resolved: {}".format(e.strerror or e)}
+    except ConnectionRefusedError:
+        return {"status": "refused", "detail": "connection refused by {}".format(proxy or host)}
+    except (OSError, http.client.HTTPException) as e:
+        text = str(e)
+        if "407" in text:
+            return {"status": "proxy-auth", "detail": "the proxy answered 407 Proxy Authentication Required"}
+        if "timed out" in text:
+            return {"status": "timeout", "detail": "no answer within {:.0f} s".format(timeout)}
+        return {"status": "error", "detail": text or e.__class__.__name__}
+
+
+def pip_context(s, pip_version):
+    """The trust anchors this pip would use: (SSLContext or None, description)."""
+    py = sys.version_info[:2]
+    uses_os = py >= TRUSTSTORE_PYTHON and pip_version and vtuple(pip_version) >= PIP_OS_STORE
+    cert = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or \
+        config_value(s["config_sources"], "cert")[0]
+    certifi = s["certifi_files"][0][0] if s["certifi_files"] else None
+    if cert and not os.path.exists(cert):
+        return None, "cert {} does not exist (pip crashes)".format(cert)
+    if uses_os:
+        ctx = ssl.create_default_context()
+        for extra in (certifi, cert):
+            if extra:
+                ctx.load_verify_locations(extra)
+        return ctx, "OS store + certifi" + (" + " + cert if cert else "")
+    anchors = cert or certifi
+    if not anchors:
+        return None, "no pip installed"
+    return ssl.create_default_context(cafile=anchors), cert and "cert {} (replaces certifi)".format(cert) or "certifi only"
+
+
+def clock_skew(date_header):
+    if not date_header:
+        return None
+    try:
+        import email.utils
+        server = email.utils.parsedate_to_datetime(date_header)
+        return (datetime.datetime.now(datetime.timezone.utc) - server).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
 def doctor(args, ui):
-    raise Failure("doctor is not available in this version yet.")
+    s = take_survey(args)
+    report = {"checks": [], "verdict": None}
+    problems = []
+
+    def check(name, status, text, **data):
+        report["checks"].append(dict(name=name, status=status, text=text, **data))
+        ui.step(name, status, text)
+
+    ui.say("trustfix doctor {}: {} ({})".format(__version__, sys.executable, OS.name))
+    py = sys.version_info[:2]
+    pip_v, ts_v = s["pip"], s["truststore"]
+    uses_os = py >= TRUSTSTORE_PYTHON and pip_v and vtuple(pip_v) >= PIP_OS_STORE
+    check("python", "ok", "Python {}, {}".format(s["python"]["version"], s["openssl"]))
+    if not pip_v:
+        check("pip", "problem", "no pip in this Python; fix: python bootstrap.py")
+        problems.append(("no pip is installed in this Python", "python bootstrap.py"))
+    else:
+        how = "uses the OS trust store (truststore) plus certifi" if uses_os else \
+            "checks certifi only ({})".format("Python < 3.10" if py < TRUSTSTORE_PYTHON else "pip < 24.2")
+        check("pip", "ok" if uses_os else "warning", "pip {}{}: {}".format(
+            pip_v, ", truststore " + ts_v if ts_v else "", how))
+
+    # pip configuration, every source pip reads
+    trusted = []
+    for scope, path, sections, error in s["config_sources"]:
+        if error:
+            check("config", "problem", error)
+            problems.append((error, "fix or move " + path))
+            continue
+        values = ["{}{} = {}".format("" if sec == "global" else "[" + sec + "] ", k, " ".join(v.split()))
+                  for sec, kv in sorted((sections or {}).items()) for k, v in sorted(kv.items())]
+        if not values:
+            continue
+        where = "PIP_* variables" if scope == "env" else path
+        bad = [v for v in values if "trusted-host" in v]
+        trusted += [(where, v) for v in bad]
+        check("config", "problem" if bad else "ok", "{}: {}".format(where, "; ".join(values)))
+    if not any(r["name"] == "config" for r in report["checks"]):
+        check("config", "ok", "no pip configuration sets index, cert, proxy or trusted-host")
+
+    # environment variables that change TLS
+    env_bits = []
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "NO_PROXY", "PIP_CERT", "REQUESTS_CA_BUNDLE",
+                "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+        value = os.environ.get(var)
+        if not value:
+            continue
+        shown = re.sub(r"//[^@/]*@", "//***@", value)
+        if var.endswith(("CERT", "BUNDLE", "FILE", "DIR")):
+            if not os.path.exists(value):
+                check("env", "problem", "{}={} does not exist; unset it or fix the path".format(var, value))
+                problems.append(("{} points to a missing file".format(var), "unset {}".format(var)))
+                continue
+            if os.path.isfile(value):
+                shown += " ({} certificates)".format(len(pem_certs(read_bytes(value))))
+        env_bits.append("{}={}".format(var, shown))
+    check("env", "ok", "; ".join(env_bits) if env_bits else "no proxy or CA variables set")
+
+    # certifi integrity and age
+    for path, expected in s["certifi_files"]:
+        edited = expected and sha256_file(path) != expected
+        m = re.search(r"(\d{4})\.(\d{1,2})\.(\d{1,2})", os.path.dirname(path) + " " + str(s["dists"].get("certifi", ("",))[0]))
+        age = ""
+        if m:
+            try:
+                age = ", {} days old".format((datetime.date.today() - datetime.date(*map(int, m.groups()))).days)
+            except ValueError:
+                pass
+        if edited:
+            check("certifi", "problem", "{} was edited by hand (differs from its RECORD); reinstall it".format(path))
+            problems.append(("certifi's bundle {} was edited by hand".format(path), "reinstall that package, then python bootstrap.py"))
+        else:
+            check("certifi", "ok", "{} matches its RECORD{}".format(path, age))
+
+    # the connection, three ways plus pip's own view
+    certifi_ctx = ssl.create_default_context(cafile=s["certifi_files"][0][0]) if s["certifi_files"] else None
+    ctx, pip_view = pip_context(s, pip_v)
+    index = s["index_url"]
+    targets = [index] + (["https://{}/".format(FILES_HOST)] if urllib.parse.urlsplit(index).hostname == "pypi.org" else [])
+    verdict = None
+    for url in targets:
+        host = urllib.parse.urlsplit(url).hostname
+        results = {"certifi": tls_check(url, s["proxy"], certifi_ctx), "os": tls_check(url, s["proxy"], os_context())}
+        network = results["os"]["status"] in ("proxy-auth", "dns", "refused", "timeout", "error")
+        results["pip"] = results["os"] if network else tls_check(url, s["proxy"], ctx)
+        summary = "{}{}: certifi {}, OS store {}, pip ({}) {}".format(
+            host, " via " + re.sub(r"//[^@/]*@", "//***@", s["proxy"]) if s["proxy"] else "",
+            results["certifi"]["status"], results["os"]["status"], pip_view, results["pip"]["status"])
+        status = "ok" if results["pip"]["status"] == "ok" else "problem"
+        check("tls", status, summary, results=results)
+        if status == "ok" or verdict:
+            continue
+        failed = results["pip"]
+        if network:
+            verdict = network_verdict(failed, host, s["proxy"])
+            ui.detail(failed["detail"])
+            continue
+        presented = presented_issuer(url, s["proxy"])
+        issuer = presented["issuer"] if presented else "an unknown issuer"
+        if presented:
+            os_has = any(parse_cert(d)["subject"] == issuer for d in OS.os_roots() if d)
+            vendor = interceptor(issuer)
+            ui.detail("presented: {} issued by {}{}; the OS store {} that issuer".format(
+                presented["subject"], issuer, " (TLS interception by {})".format(vendor) if vendor else "",
+                "trusts" if os_has else "does NOT trust"))
+            skew = clock_skew(tls_check(url, s["proxy"], unverified_context()).get("date"))
+            if skew is not None and abs(skew) > 300:
+                ui.detail("this computer's clock is {:.0f} minutes {} the server's".format(
+                    abs(skew) / 60, "ahead of" if skew > 0 else "behind"))
+        else:
+            os_has, skew = False, None
+        verdict = tls_verdict(failed, host, issuer, os_has, results, py, pip_v, skew)
+    if trusted and not verdict:
+        where, line = trusted[0]
+        verdict = ("pip verifies TLS, but {} sets {}: verification is off for those hosts".format(where, line),
+                   "remove that trusted-host line")
+    if not verdict and problems:
+        verdict = problems[0]
+    ok = verdict is None
+    report["verdict"] = {"ok": ok, "cause": verdict[0] if verdict else "pip can reach {} with verified TLS".format(index),
+                         "fix": verdict[1] if verdict else None}
+    ui.say("")
+    ui.say("Verdict: " + report["verdict"]["cause"] + ".")
+    if verdict:
+        ui.say("Fix:     " + verdict[1])
+    return (EXIT_OK if ok else EXIT_FAILED), {"doctor": report}
+
+
+def network_verdict(failed, host, proxy):
+    status = failed["status"]
+    if status == "proxy-auth":
+        return ("the proxy {} demands a login (HTTP 407)".format(re.sub(r"//[^@/]*@", "//***@", proxy)),
+                "set HTTPS_PROXY=http://USER:PASSWORD@host:port (ask IT for the proxy account)")
+    if status == "dns":
+        return ("{} cannot be resolved: no DNS or no network".format(proxy and urllib.parse.urlsplit(proxy).hostname or host),
+                "connect to the network (or VPN); behind a proxy, set HTTPS_PROXY")
+    if status == "refused":
+        return ("{} refused the connection".format(proxy or host), "check HTTPS_PROXY / the index URL, or the network")
+    if status == "timeout":
+        return ("{} does not answer ({})".format(proxy or host, failed["detail"]),
+                "check the network, VPN or HTTPS_PROXY; offline, use `python bootstrap.py --offline`")
+    return ("cannot reach {}: {}".format(host, failed["detail"]), "check the network and HTTPS_PROXY")
+
+
+def tls_verdict(failed, host, issuer, os_has, results, py, pip_v, skew):
+    status = failed["status"]
+    if skew is not None and abs(skew) > 300 and status in ("expired", "not-yet-valid", "untrusted"):
+        return ("this computer's clock is off by {:.0f} minutes, so certificates look {}".format(
+            abs(skew) / 60, "expired" if skew > 0 else "not yet valid"), "set the date and time correctly (automatic time)")
+    if status == "not-yet-valid":
+        return ("{}'s certificate is not valid yet (or this computer's clock is behind)".format(host),
+                "check the date and time; if they are right, tell IT the server certificate is wrong")
+    if status == "expired":
+        return ("{}'s certificate (issued by {}) has expired".format(host, issuer),
+                "tell IT / the index's owner; do not switch verification off")
+    if status == "wrong-host":
+        return ("the certificate presented for {} is for another host ({})".format(host, failed["detail"]),
+                "check HTTPS_PROXY and DNS: something answers for {} that should not".format(host))
+    vendor = interceptor(issuer)
+    who = "{} ({})".format(issuer, "TLS interception by " + vendor) if vendor else issuer
+    if os_has or results["os"]["status"] == "ok":
+        if py < TRUSTSTORE_PYTHON:
+            return ("pip on Python {} checks only certifi, which lacks {}; the OS trusts it".format(vstr(py), who),
+                    "python bootstrap.py   (writes a CA bundle with that CA to pip's config)")
+        if not pip_v or vtuple(pip_v) < PIP_OS_STORE:
+            return ("pip {} is too old to use the OS trust store, which trusts {}".format(pip_v or "(none)", who),
+                    "python bootstrap.py   (installs pip >= 24.2 and truststore)")
+        return ("pip's certificate settings (cert / REQUESTS_CA_BUNDLE) hide {}".format(who), "python bootstrap.py")
+    return ("{} is signed by {}, which this computer does not trust".format(host, who),
+            "get that root CA from IT and run: python bootstrap.py --ca-file CA.pem")
 
 
 if __name__ == "__main__":
