@@ -49,7 +49,7 @@ __version__ = "0.1.0"
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_INDEX = "https://pypi.org/simple"
 FILES_HOST = "files.pythonhosted.org"
-TIMEOUT = 15.0                 # seconds, any single network operation
+TIMEOUT = float(os.environ.get("TRUSTFIX_TIMEOUT") or 15)   # seconds, any single network operation
 PIP_OS_STORE = (24, 2)         # first pip that verifies with the OS store (through truststore)
 TRUSTSTORE_PYTHON = (3, 10)    # truststore (and so pip's OS-store support) needs Python >= 3.10
 INSTALL = ("pip", "truststore")   # what is installed; certifi's wheel is read, not installed
@@ -1610,7 +1610,8 @@ examples:
 exit codes: 0 done or nothing to do; 1 failed (nothing left half-changed); 2 bad usage or bad input;
             3 installed and configured, but the final check against the index failed.
 Every option can also come from the environment: TRUSTFIX_OFFLINE=1, TRUSTFIX_INDEX_URL=...,
-TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_JSON=1.
+TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_JSON=1; TRUSTFIX_TIMEOUT=15 bounds
+every network operation (seconds).
 """.format(sep=os.pathsep)
 
 
@@ -1741,7 +1742,7 @@ def main(argv=None):
 # Doctor: name the cause of a TLS failure in one report. Reads only; changes nothing.
 # --------------------------------------------------------------------------------------------------
 
-DOCTOR_TIMEOUT = 4.0
+DOCTOR_TIMEOUT = min(TIMEOUT, 4.0)
 INTERCEPTORS = (("zscaler", "Zscaler"), ("netskope", "Netskope"), ("palo alto", "Palo Alto Networks"),
                 ("fortinet", "Fortinet"), ("fortigate", "Fortinet"), ("blue coat", "Blue Coat"),
                 ("bluecoat", "Blue Coat"), ("symantec", "Symantec/Blue Coat"), ("umbrella", "Cisco Umbrella"),
