@@ -1,0 +1,79 @@
+"""Helpers shared by the end-to-end tests of bootstrap.py: bundle copies, pins, file-tree snapshots.
+
+Expectations are computed independently of bootstrap.py's own code: pins are read from hashes.txt with
+`packaging` (pip's and pytest's marker implementation), not with bootstrap's parser.
+"""
+import hashlib
+import os
+import re
+import shutil
+from pathlib import Path
+
+from packaging.markers import Marker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def expected_pins(version):
+    """{name: version} that hashes.txt pins for a Python (major, minor)."""
+    out = {}
+    for line in (ROOT / "hashes.txt").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)\s*(?:;(.*?))?\s*--hash", line)
+        assert m, line
+        marker = (m.group(3) or "").strip()
+        if not marker or Marker(marker).evaluate({"python_version": "{}.{}".format(*version)}):
+            out.setdefault(m.group(1).lower(), m.group(2))
+    return out
+
+
+def copy_bundle(dest, wheels=True, ca=()):
+    """A copy of the product as the new hire receives it: bootstrap.py, hashes.txt, wheels/, ca/."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(ROOT / "bootstrap.py", dest / "bootstrap.py")
+    shutil.copy2(ROOT / "hashes.txt", dest / "hashes.txt")
+    if wheels:
+        shutil.copytree(ROOT / "wheels", dest / "wheels")
+    if ca:
+        (dest / "ca").mkdir()
+        for i, pem in enumerate(ca):
+            shutil.copy2(pem, dest / "ca" / "corp-{}.pem".format(i))
+    return dest
+
+
+def tree(*folders):
+    """{path: sha256 or 'dir'} of everything under the folders (for 'nothing changed' checks)."""
+    out = {}
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.exists():
+            continue
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
+            for d in dirnames:
+                out[os.path.join(dirpath, d)] = "dir"
+            for f in filenames:
+                if f.endswith(".pyc"):
+                    continue
+                p = os.path.join(dirpath, f)
+                if os.path.islink(p):
+                    out[p] = "link:" + os.readlink(p)
+                else:
+                    out[p] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
+    return out
+
+
+def installed_version(sb, python, name):
+    """The version of a distribution in that interpreter, read from its dist-info (no pip needed)."""
+    code = ("import sys,os,re\n"
+            "for d in sys.path:\n"
+            "  if os.path.isdir(d):\n"
+            "    for n in os.listdir(d):\n"
+            "      m=re.match(r'^{}-([^-]+)\\.dist-info$',n,re.I)\n"
+            "      if m: print(m.group(1)); sys.exit(0)\n"
+            "print('absent')\n").format(name)
+    out = sb.run([str(python), "-c", code])
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
