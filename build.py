@@ -21,7 +21,6 @@ if sys.version_info < (3, 10):
              .format(*sys.version_info[:2]))
 
 import argparse
-import calendar
 import datetime
 import hashlib
 import html.parser
@@ -29,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import stat
@@ -821,7 +821,7 @@ def cmd_check(root: str, as_json: bool) -> int:
         print(json.dumps({"ok": not problems, "problems": problems, "pins": len(pinned), "files": len(names)},
                          indent=2))
     elif problems:
-        print("build.py --check FAILED: wheels/ and hashes.txt disagree:", file=sys.stderr)
+        print("build.py --check FAILED:", file=sys.stderr)
         for problem in problems:
             print("  " + problem, file=sys.stderr)
     else:
@@ -974,6 +974,7 @@ def readme_text(cas: list[dict], contact: str) -> str:
         "  - if needed, one line `cert = <CA bundle>` in your own pip configuration,",
         "    with the bundle stored in your user profile.",
         "  It never turns certificate checks off and never edits certifi.",
+        "",
     ] + ca_lines + [
         "",
         "Undo (restores every file it changed, byte for byte):",
@@ -1036,19 +1037,25 @@ def cmd_zip(root: str, ca_paths: list[str], output: str | None, contact: str, as
         raise BuildError("wheels/ and hashes.txt disagree, so no zip was written:\n  " + "\n  ".join(problems)
                          + "\nRun `python build.py` (or fix wheels/), then `python build.py --check`.")
     entries = zip_entries(root, cas, contact)
-    out_dir = os.path.dirname(os.path.abspath(output)) if output else os.path.join(root, "dist")
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".trustfix-", suffix=".zip.tmp", dir=out_dir)
-    os.close(fd)
+    date_time = zip_date_time(source_date_epoch())
+    if output and (os.path.isdir(output) or output.endswith(("/", os.sep))):
+        output, out_dir = None, os.path.abspath(output)         # -o FOLDER/: the default name there
+    else:
+        out_dir = os.path.dirname(os.path.abspath(output)) if output else os.path.join(root, "dist")
+    tmp = None
     try:
-        write_zip(tmp, entries, zip_date_time(source_date_epoch()))
+        os.makedirs(out_dir, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".trustfix-", suffix=".zip.tmp", dir=out_dir)
+        os.close(fd)
+        write_zip(tmp, entries, date_time)
         digest = sha256_file(tmp)
         final = os.path.abspath(output) if output else os.path.join(out_dir, "trustfix-{}.zip".format(digest[:12]))
         os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
+    except OSError as exc:
+        raise BuildError("cannot write the zip in {} ({}).".format(out_dir, exc.strerror or exc)) from None
+    finally:
+        if tmp and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     size = os.path.getsize(final)
     wheels_size = sum(len(data) for name, data in entries if name.startswith(ZIP_TOP + "/wheels/"))
     if as_json:
@@ -1103,6 +1110,11 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _terminate(signum, frame) -> None:
+    """SIGTERM (a CI timeout, a fleet tool) cleans up exactly like Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
@@ -1114,6 +1126,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.timeout <= 0:
         p.error("--timeout must be a positive number of seconds")
     root = os.path.abspath(args.root)
+    try:
+        signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:                   # not the main thread: leave signals alone
+        pass
     try:
         if not os.path.isdir(root):
             raise BadInput("--root {} is not a folder.".format(args.root))
@@ -1127,6 +1143,9 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         print("build.py: interrupted; wheels/ and hashes.txt are as before.", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:               # a full disk, a read-only folder: say which file, no traceback
+        print("build.py: error: {}".format(exc), file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -340,6 +340,9 @@ def test_dry_run_changes_nothing(json_index, previous_tree):
     result = run_build("--dry-run", "--index-url", json_index.url, root=previous_tree)
     assert result.returncode == 0, result.stderr
     assert "pip-26.3-py3-none-any.whl" in result.stdout
+    as_json = run_build("--dry-run", "--json", "--index-url", json_index.url, root=previous_tree)
+    pins = json.loads(as_json.stdout)["pins"]
+    assert [(p["project"], p["version"], p["marker"]) for p in pins] == EXPECTED
     assert snapshot(previous_tree) == before
 
 
@@ -354,14 +357,15 @@ def test_digest_mismatch_fails_naming_both_digests_and_changes_nothing(index, pr
     assert sorted(os.listdir(previous_tree)) == ["hashes.txt", "wheels"]     # no staging folder left
 
 
-def test_interrupted_build_leaves_the_previous_bundle(json_index, previous_tree):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_build_leaves_the_previous_bundle(json_index, previous_tree, signum):
     json_index.hold = "pip-26.3-py3-none-any.whl"
     before = snapshot(previous_tree)
     cmd = [sys.executable, str(BUILD), "--root", str(previous_tree), "--index-url", json_index.url]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env())
     try:
         assert json_index.held.wait(30), "build.py never asked for the held file"
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=30)
     finally:
         json_index.release.set()
@@ -524,13 +528,17 @@ def test_zip_date_follows_source_date_epoch(tree, tmp_path):
     assert bad.returncode == 2 and not (tmp_path / "x.zip").exists()
 
 
-def test_zip_default_name_is_its_digest(tree):
+def test_zip_default_name_is_its_digest(tree, tmp_path):
     result = run_build("zip", root=tree)
     assert result.returncode == 0, result.stderr
     [made] = list((tree / "dist").iterdir())
     digest = sha256(made.read_bytes())
     assert made.name == "trustfix-{}.zip".format(digest[:12])
     assert str(made) in result.stdout and digest in result.stdout
+    into_folder = run_build("zip", "--json", "-o", str(tmp_path / "out") + os.sep, root=tree)
+    report = json.loads(into_folder.stdout)
+    assert report["zip"] == str(tmp_path / "out" / made.name) and report["sha256"] == digest
+    assert report["size"] == made.stat().st_size and report["cas"] == []
 
 
 def test_zip_is_byte_identical_on_every_python_that_runs_build_py(tree, tmp_path):
