@@ -377,19 +377,19 @@ def parse_json_page(data: bytes, page_url: str) -> list[IndexFile]:
     try:
         page = json.loads(data)
         major = str(page.get("meta", {}).get("api-version", "1.0")).split(".")[0]
-        entries = page["files"]
+        if major != "1":
+            raise BuildError("{} speaks simple-API version {}; build.py knows version 1."
+                             .format(redact_url(page_url), major))
+        files = []
+        for entry in page["files"]:
+            url = urllib.parse.urldefrag(urllib.parse.urljoin(page_url, entry["url"]))[0]
+            digest = (entry.get("hashes") or {}).get("sha256")
+            files.append(IndexFile(str(entry["filename"]), url, str(digest).lower() if digest else None,
+                                   entry.get("requires-python") or "", bool(entry.get("yanked")),
+                                   entry.get("upload-time")))
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise BuildError("{} is not a PEP 691 simple-API page ({}).".format(redact_url(page_url), exc))
-    if major != "1":
-        raise BuildError("{} speaks simple-API version {}; build.py knows version 1."
-                         .format(redact_url(page_url), major))
-    files = []
-    for entry in entries:
-        url = urllib.parse.urldefrag(urllib.parse.urljoin(page_url, entry["url"]))[0]
-        digest = (entry.get("hashes") or {}).get("sha256")
-        files.append(IndexFile(entry["filename"], url, digest.lower() if digest else None,
-                               entry.get("requires-python") or "", bool(entry.get("yanked")),
-                               entry.get("upload-time")))
+        raise BuildError("{} is not a PEP 691 simple-API page ({}: {}).".format(
+            redact_url(page_url), type(exc).__name__, exc)) from None
     return files
 
 
@@ -404,6 +404,8 @@ def project_files(index_url: str, project: str, timeout: float) -> list[IndexFil
             charset = response.headers.get_content_charset() or "utf-8"
     except (OSError, ValueError) as exc:     # a read that times out or breaks off
         raise network_error(url, exc) from None
+    if urllib.parse.urlsplit(final_url).scheme != urllib.parse.urlsplit(url).scheme:
+        check_index_url(final_url)           # redirected from https to plain http: refuse
     if content_type in (JSON_API, "application/json"):
         return parse_json_page(data, final_url)
     return parse_html_page(data.decode(charset, "replace"), final_url)
