@@ -632,18 +632,21 @@ def download(f: IndexFile, dest: str, timeout: float) -> str:
     deadline = time.monotonic() + DOWNLOAD_DEADLINE
     with open_url(f.url, timeout) as response, open(dest, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None
-        try:
-            for chunk in iter(lambda: response.read(1 << 16), b""):
-                digest.update(chunk)
-                out.write(chunk)
-                done += len(chunk)
-                progress(f.filename, done, total)
+        while True:
+            try:
+                chunk = response.read(1 << 16)
                 if time.monotonic() > deadline:
                     raise TimeoutError("no complete file after {:.0f} s".format(DOWNLOAD_DEADLINE))
-        except (OSError, ValueError) as exc:
-            if sys.stderr.isatty():
-                print(file=sys.stderr)
-            raise network_error(f.url, exc) from None
+            except (OSError, ValueError) as exc:      # the network, not the disk: say so
+                if sys.stderr.isatty():
+                    print(file=sys.stderr)
+                raise network_error(f.url, exc) from None
+            if not chunk:
+                break
+            digest.update(chunk)
+            out.write(chunk)
+            done += len(chunk)
+            progress(f.filename, done, total)
         out.flush()
         os.fsync(out.fileno())
     if sys.stderr.isatty() and total:
