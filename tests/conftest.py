@@ -1,0 +1,129 @@
+"""Fixtures of the corporate network in a box (see tests/testbed)."""
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import testbed
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Sandbox tests fail (in CI) or skip (elsewhere) with the reason when the sandbox cannot be made."""
+    problem = testbed.sandbox_problem()
+    if problem is None:
+        return
+    for item in items:
+        if item.get_closest_marker("e2e"):
+            if IN_CI:
+                item.add_marker(pytest.mark.usefixtures("_sandbox_required"))
+            else:
+                item.add_marker(pytest.mark.skip(reason=problem))
+
+
+@pytest.fixture
+def _sandbox_required():
+    pytest.fail("CI=true but the laptop sandbox cannot be made: " + str(testbed.sandbox_problem()))
+
+
+@pytest.fixture(scope="session")
+def bed_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bed")
+
+
+@pytest.fixture(scope="session")
+def cas(bed_dir):
+    import trustme
+    started = time.monotonic()
+    public = trustme.CA(organization_name="Public Web PKI (test)")
+    corp = trustme.CA(organization_name="Example Corp Interception (test)")
+    public_pem, corp_pem = bed_dir / "public-root.pem", bed_dir / "corp-root.pem"
+    public.cert_pem.write_to_path(str(public_pem))
+    corp.cert_pem.write_to_path(str(corp_pem))
+    confdir = bed_dir / "mitmproxy"
+    confdir.mkdir()
+    (confdir / "mitmproxy-ca.pem").write_bytes(corp.private_key_pem.bytes() + corp.cert_pem.bytes())
+    leaf = public.issue_cert("pypi.org", "files.pythonhosted.org", "localhost", "127.0.0.1")
+    server_cert, server_key = bed_dir / "index-cert.pem", bed_dir / "index-key.pem"
+    server_cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
+    leaf.private_key_pem.write_to_path(str(server_key))
+    return SimpleNamespace(public=public, corp=corp, public_pem=public_pem, corp_pem=corp_pem,
+                           confdir=confdir, server_cert=server_cert, server_key=server_key,
+                           seconds=time.monotonic() - started)
+
+
+@pytest.fixture(scope="session")
+def stores(bed_dir, cas):
+    """Two OS trust stores: one IT set up (holds the corporate root), one it did not."""
+    public, corp = cas.public_pem.read_bytes(), cas.corp_pem.read_bytes()
+    return {True: testbed.write_store(bed_dir / "store-corp", [public, corp]),
+            False: testbed.write_store(bed_dir / "store-plain", [public])}
+
+
+@pytest.fixture(scope="session")
+def _processes():
+    running = []
+    yield running
+    for thing in reversed(running):
+        thing.stop()
+    alive = [t for t in running if t.proc.poll() is None]
+    assert not alive, "test-bed processes outlived the session: {}".format([t.proc.pid for t in alive])
+
+
+@pytest.fixture(scope="session")
+def make_index(cas, bed_dir, _processes):
+    def make(packages):
+        workdir = bed_dir / "index-{}".format(len(_processes))
+        workdir.mkdir()
+        index = testbed.Index(packages, cas.server_cert, cas.server_key, workdir)
+        _processes.append(index)
+        return index
+    return make
+
+
+@pytest.fixture(scope="session")
+def packages(bed_dir):
+    folder = bed_dir / "packages"
+    folder.mkdir()
+    for wheel in (ROOT / "wheels").glob("*.whl"):
+        shutil.copy2(wheel, folder / wheel.name)
+    testbed.build_wheel(folder, "corp-hello", "1.0")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def index(make_index, packages):
+    return make_index(packages)
+
+
+@pytest.fixture(scope="session")
+def make_proxy(cas, bed_dir, _processes):
+    def make(index, auth=None):
+        proxy = testbed.Proxy(index, cas.confdir, cas.public_pem, bed_dir, auth=auth)
+        _processes.append(proxy)
+        return proxy
+    return make
+
+
+@pytest.fixture(scope="session")
+def proxy(make_proxy, index):
+    return make_proxy(index)
+
+
+@pytest.fixture
+def sandbox(tmp_path, stores, bed_dir):
+    empty = bed_dir / "empty-pip.conf"
+    empty.touch()
+    count = [0]
+
+    def make(corp_in_os_store=True, offline=False, proxy=None):
+        count[0] += 1
+        return testbed.Sandbox(tmp_path / "laptop-{}".format(count[0]), stores[corp_in_os_store], empty,
+                               offline=offline, proxy=proxy)
+    return make

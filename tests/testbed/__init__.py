@@ -1,0 +1,289 @@
+"""The corporate network in a box: CAs, a real HTTPS index, a real intercepting proxy, a laptop sandbox.
+
+Everything runs on 127.0.0.1. See "Tests: the corporate network in a box" in DESIGN.md.
+"""
+import base64
+import glob
+import hashlib
+import io
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DISTRO_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+CLEAN_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+# --- interpreters ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, order=True)
+class Interp:
+    version: tuple
+    path: Path
+
+    def __str__(self):
+        return "{}.{}".format(*self.version)
+
+
+def _version_of(path):
+    try:
+        out = subprocess.run([str(path), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=20,
+                             env={"PATH": CLEAN_PATH}, universal_newlines=True)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.match(r"^(\d+)\.(\d+)$", out.stdout.strip())
+    return (int(m.group(1)), int(m.group(2))) if out.returncode == 0 and m else None
+
+
+def _candidates():
+    roots = [os.environ.get("PYENV_ROOT"), os.path.expanduser("~/.pyenv"), "/root/.pyenv"]
+    for root in filter(None, roots):
+        yield from sorted(glob.glob(os.path.join(root, "versions", "*", "bin", "python")))
+    for minor in range(6, 20):
+        found = shutil.which("python3.{}".format(minor))
+        if found:
+            yield found
+    if os.name == "nt" and shutil.which("py"):
+        out = subprocess.run(["py", "-0p"], stdout=subprocess.PIPE, universal_newlines=True)
+        for line in out.stdout.splitlines():
+            m = re.search(r"([A-Za-z]:\\.*python\.exe)", line)
+            if m:
+                yield m.group(1)
+
+
+_CACHE = {}
+
+
+def _all_pythons():
+    if "all" not in _CACHE:
+        seen, found = set(), []
+        for candidate in _candidates():
+            real = os.path.realpath(candidate)
+            if real in seen:
+                continue
+            seen.add(real)
+            version = _version_of(candidate)
+            if version:
+                found.append(Interp(version, Path(candidate)))
+        by_version = {}
+        for interp in sorted(found):
+            by_version.setdefault(interp.version, interp)
+        _CACHE["all"] = sorted(by_version.values())
+    return _CACHE["all"]
+
+
+def discover_pythons():
+    """Every CPython 3.6+ on this machine, one per minor version, sorted."""
+    return [i for i in _all_pythons() if i.version >= (3, 6)]
+
+
+def discover_python2():
+    return next((i.path for i in _all_pythons() if i.version[0] == 2), None)
+
+
+def pythons(min=(3, 8), max=None):
+    return [i for i in discover_pythons() if i.version >= min and (max is None or i.version <= max)]
+
+
+def scrubbed_env(home=None, extra=None):
+    """A laptop's environment: no PIP_*, no CA-bundle variables, nothing of this machine's setup."""
+    env = {"PATH": CLEAN_PATH, "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb"}
+    if home:
+        env["HOME"] = str(home)
+    env.update(extra or {})
+    return env
+
+
+def make_venv(interp, path, with_pip):
+    """A venv of interp at path; with_pip=True gives the old pip that venv bundles. Returns its python."""
+    args = [str(interp.path), "-m", "venv", str(path)]
+    if not with_pip:
+        args.insert(3, "--without-pip")
+    env = scrubbed_env(home=path, extra={"PIP_CONFIG_FILE": os.devnull})
+    subprocess.run(args, check=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=180)
+    return Path(path) / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+# --- certificates and the OS store ------------------------------------------------------------------
+
+def write_store(folder, extra_pems):
+    """An OS trust store folder as Debian lays it out: ca-certificates.crt + hashed links (openssl rehash)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True)
+    distro = DISTRO_BUNDLE.read_bytes() if DISTRO_BUNDLE.exists() else b""
+    blocks = re.findall(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", distro, re.S)
+    blocks += [p.strip() + b"\n" for p in extra_pems]
+    for i, block in enumerate(blocks):
+        (folder / "cert-{:04d}.pem".format(i)).write_bytes(block if block.endswith(b"\n") else block + b"\n")
+    (folder / "ca-certificates.crt").write_bytes(b"".join(b if b.endswith(b"\n") else b + b"\n" for b in blocks))
+    subprocess.run(["openssl", "rehash", str(folder)], check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return folder
+
+
+# --- test wheels ----------------------------------------------------------------------------------
+
+def build_wheel(folder, name="corp-hello", version="1.0"):
+    """A tiny valid pure-Python wheel, made here (never downloaded)."""
+    module = name.replace("-", "_")
+    dist = "{}-{}.dist-info".format(module, version)
+    files = {
+        "{}/__init__.py".format(module): "GREETING = 'hello from the corporate network'\n",
+        dist + "/METADATA": "Metadata-Version: 2.1\nName: {}\nVersion: {}\n".format(name, version),
+        dist + "/WHEEL": "Wheel-Version: 1.0\nGenerator: trustfix-testbed\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append("{},sha256={},{}".format(path, digest, len(text.encode())))
+    record.append(dist + "/RECORD,,")
+    files[dist + "/RECORD"] = "\n".join(record) + "\n"
+    target = Path(folder) / "{}-{}-py3-none-any.whl".format(module, version)
+    with zipfile.ZipFile(target, "w") as z:
+        for path, text in files.items():
+            z.writestr(path, text)
+    return target
+
+
+# --- processes ------------------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, log, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("process exited early ({}):\n{}".format(proc.returncode, _tail(log)))
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("port {} not ready after {} s:\n{}".format(port, timeout, _tail(log)))
+
+
+def _tail(log):
+    try:
+        return Path(log).read_text()[-3000:]
+    except OSError:
+        return "(no log)"
+
+
+def stop(proc):
+    """Stop a process started with start_new_session=True, with its whole group."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(5)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.wait(5)
+
+
+class Index:
+    def __init__(self, packages, cert, key, workdir):
+        self.packages, self.host = Path(packages), "127.0.0.1"
+        portfile = Path(workdir) / "index.port"
+        self.log = Path(workdir) / "index.log"
+        self.proc = subprocess.Popen([sys.executable, str(HERE / "index_server.py"), str(packages), str(cert),
+                                      str(key), str(portfile)], stdout=open(self.log, "w"),
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while not portfile.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the index did not start:\n" + _tail(self.log))
+            time.sleep(0.05)
+        self.port = int(portfile.read_text())
+        wait_for_port(self.port, self.proc, self.log)
+        self.url = "https://127.0.0.1:{}/simple/".format(self.port)
+
+    def stop(self):
+        stop(self.proc)
+
+
+class Proxy:
+    def __init__(self, index, confdir, public_pem, workdir, auth=None):
+        self.port = free_port()
+        self.log = Path(workdir) / "proxy-{}.log".format(self.port)
+        args = [sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
+                "--listen-host", "127.0.0.1", "--listen-port", str(self.port),
+                "--set", "confdir={}".format(confdir), "--set", "ssl_verify_upstream_trusted_ca={}".format(public_pem),
+                "--set", "connection_strategy=lazy", "-s", str(HERE / "proxy_addon.py")]
+        if auth:
+            args += ["--set", "proxyauth={}".format(auth)]
+        env = dict(os.environ, TESTBED_INDEX_PORT=str(index.port))
+        self.proc = subprocess.Popen(args, stdout=open(self.log, "w"), stderr=subprocess.STDOUT, env=env,
+                                     start_new_session=True)
+        wait_for_port(self.port, self.proc, self.log, timeout=60)
+        self.url = "http://127.0.0.1:{}".format(self.port)
+
+    def stop(self):
+        stop(self.proc)
+
+
+# --- the laptop sandbox -----------------------------------------------------------------------------
+
+MOUNTS = r"""set -e
+empty="$1"; store="$2"; offline="$3"; shift 3
+mount --bind "$empty" /etc/pip.conf
+if [ -e /etc/xdg/pip/pip.conf ]; then mount --bind "$empty" /etc/xdg/pip/pip.conf; fi
+mount --bind "$store" /etc/ssl/certs
+if [ "$offline" = 1 ]; then ip link set lo up; fi
+exec "$@"
+"""
+
+
+def sandbox_problem():
+    """Why the sandbox cannot be made here, or None."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return "the laptop sandbox needs Linux and root (unshare -m, bind mounts)"
+    if not shutil.which("unshare"):
+        return "unshare (util-linux) is not installed"
+    probe = subprocess.run(["unshare", "-m", "-n", "true"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if probe.returncode != 0:
+        return "unshare -m -n failed: " + probe.stdout.decode(errors="replace")
+    if not Path("/etc/pip.conf").exists():
+        Path("/etc/pip.conf").write_text("")     # a bind mount needs a target; empty is what a laptop has
+    return None
+
+
+class Sandbox:
+    """A fresh corporate laptop: masked /etc/pip.conf, its own OS store, empty HOME, scrubbed env."""
+
+    def __init__(self, root, store_dir, empty_file, offline=False, proxy=None):
+        self.home = Path(root) / "home"
+        self.home.mkdir(parents=True)
+        self.store_dir, self.empty, self.offline = Path(store_dir), Path(empty_file), offline
+        extra = {}
+        if proxy is not None:
+            for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+                extra[var] = proxy.url
+        self.env = scrubbed_env(home=self.home, extra=extra)
+
+    def run(self, argv, cwd=None, env_extra=None, timeout=180, check=False):
+        env = dict(self.env, **(env_extra or {}))
+        args = ["unshare", "-m"] + (["-n"] if self.offline else []) + [
+            "--", "/bin/sh", "-c", MOUNTS, "sh", str(self.empty), str(self.store_dir),
+            "1" if self.offline else "0"] + [str(a) for a in argv]
+        result = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                universal_newlines=True, timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError("{} failed ({}):\n{}{}".format(argv, result.returncode, result.stdout, result.stderr))
+        return result
