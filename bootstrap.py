@@ -1249,7 +1249,7 @@ def make_plan(s, args, ui):
     if plan["source"] == "index" and needed:
         error = plan["probe"].get("os", "")
         if error.startswith("error:"):
-            raise Failure(error[len("error: "):].capitalize())
+            raise Failure(error[len("error: "):])
 
     # 5. The trust decision (DESIGN.md's table).
     decide_trust(plan, s, explicit, certifi_pem, py)
