@@ -1133,6 +1133,9 @@ def pip_env():
 def install_target(s, args):
     """(pip flags, reason to skip installing or None, where) for this interpreter."""
     if s["python"]["venv"]:
+        if not s["purelib_writable"]:
+            raise Failure("cannot install into the virtual environment {}: {} is not writable; run as the user "
+                          "who owns it, or make a new virtual environment.".format(sys.prefix, s["purelib"]))
         return [], None, "the virtual environment " + sys.prefix
     if s["externally_managed"] and not args.break_system_packages:
         return [], ("this Python is managed by the operating system ({}); bootstrap.py leaves its packages "
