@@ -1700,6 +1700,8 @@ def run_install(args, ui):
         ui.say("--dry-run: nothing was changed.")
         return EXIT_OK, result
     journal = journal_load()
+    if (plan["install"] or plan["strategy"] == "bundle") and not os.path.isfile(journal_path()):
+        journal_save(journal)              # first, so the folders it creates are known even if killed now
     with tempfile.TemporaryDirectory(prefix="trustfix-") as workdir:
         files = acquire(plan, s, ui, workdir)
         install(plan, s, args, ui, journal, files, workdir)
