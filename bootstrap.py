@@ -195,7 +195,7 @@ class UI:
 # Certificates: a minimal DER reader (standard library has no certificate parser for files)
 # --------------------------------------------------------------------------------------------------
 
-_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*(.+?)\s*-----END CERTIFICATE-----", re.S)
+_PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
 _PEM_KEY = re.compile(rb"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----")
 _OID_NAMES = {b"\x55\x04\x03": "CN", b"\x55\x04\x0a": "O", b"\x55\x04\x0b": "OU", b"\x55\x04\x06": "C"}
 _OID_BASIC_CONSTRAINTS = b"\x55\x1d\x13"
@@ -314,6 +314,13 @@ def load_ca_file(path, now=None):
                        "Give the CA's certificate (-----BEGIN CERTIFICATE-----) instead.".format(path))
     ders, converted = pem_certs(data), False
     if not ders and data[:1] == b"\x30":
+        try:                                              # a DER key starts SEQUENCE { INTEGER version, ...}
+            first = _der(data, _der(data, 0)[1])[0]
+        except (ValueError, IndexError):
+            first = None
+        if first == 0x02:
+            raise BadInput("{} holds a private key (DER), not a certificate: never hand out that key. Give the "
+                           "CA's certificate instead.".format(path))
         ders, converted = [data], True                    # DER (binary), as Windows often exports
     if not ders:
         raise BadInput("{} is not a certificate: no PEM block (-----BEGIN CERTIFICATE-----) and not a "
@@ -358,7 +365,10 @@ def marker_matches(marker, python):
         m = _MARKER.match(clause.strip())
         if not m:
             raise ValueError("unsupported marker: " + clause.strip())
-        if not ops[m.group(1)](tuple(python[:2]), vtuple(m.group(2))):
+        want = vtuple(m.group(2))
+        have = tuple(python[:2])
+        width = max(len(want), len(have))
+        if not ops[m.group(1)](have + (0,) * (width - len(have)), want + (0,) * (width - len(want))):
             return False
     return True
 
@@ -369,8 +379,12 @@ def read_pins(path):
         raise BadInput("{} is missing: it pins the exact files to install. Use the complete bundle "
                        "(bootstrap.py, hashes.txt and wheels/ together).".format(path))
     pins = []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except UnicodeDecodeError:
+        raise BadInput("{} is damaged (not a text file); use the complete bundle from IT, or regenerate it "
+                       "with `python build.py`.".format(path))
     logical, start = "", 0
     for number, line in enumerate(lines, 1):
         text = line.split(" #", 1)[0].strip() if not line.lstrip().startswith("#") else ""
@@ -460,7 +474,7 @@ class _Linux:
 
     @staticmethod
     def config_paths():
-        dirs = [d for d in os.environ.get("XDG_CONFIG_DIRS", "/etc/xdg").split(":") if d]
+        dirs = [d for d in (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":") if d]
         return {"global": [os.path.join(d, "pip", "pip.conf") for d in dirs] + ["/etc/pip.conf"],
                 "user": [os.path.expanduser("~/.pip/pip.conf"),
                          os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "pip", "pip.conf")],
@@ -502,7 +516,7 @@ class _MacOS:
     def config_paths():
         new = os.path.expanduser("~/Library/Application Support/pip")
         user_new = (os.path.join(new, "pip.conf") if os.path.isdir(new)
-                    else os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "pip", "pip.conf"))
+                    else os.path.expanduser("~/.config/pip/pip.conf"))
         return {"global": ["/Library/Application Support/pip/pip.conf"],
                 "user": [os.path.expanduser("~/.pip/pip.conf"), user_new],
                 "site": [os.path.join(sys.prefix, "pip.conf")]}
@@ -614,12 +628,16 @@ def pip_config_sources(environ=None):
 
 
 def config_value(sources, key, command="install"):
-    """The value pip would use for key with `pip <command>` (last source wins; [command] beats [global])."""
+    """The value pip would use for key with `pip <command>`: as pip does, [global] of every file (in file
+    order), then [command] of every file, then PIP_* variables; empty values do not count."""
     value, where = None, None
-    for scope, path, sections, _ in sources:
-        for section in ("global", command):
-            if sections and key in sections.get(section, {}):
-                value, where = sections[section][key], path
+    files = [src for src in sources if src[0] != "env"]
+    env = [src for src in sources if src[0] == "env"]
+    for section, group in (("global", files), (command, files), ("global", env)):
+        for scope, path, sections, _ in group:
+            found = (sections or {}).get(section, {}).get(key)
+            if found:
+                value, where = found, path
     return value, where
 
 
@@ -638,10 +656,11 @@ def user_config_target(scope, environ=None):
 def set_ini_key(text, section, key, value):
     """Set key in [section] of an INI text, changing only that line (or adding it); keeps the rest."""
     lines = text.splitlines(True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
     newline = "\r\n" if "\r\n" in text else "\n"
-    current, insert_at, key_re = None, None, re.compile(r"^\s*" + re.escape(key).replace("\\-", "[-_]") + r"\s*[=:]")
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += newline
+    current, insert_at = None, None
+    key_re = re.compile(r"^\s*" + re.escape(key).replace("\\-", "[-_]") + r"\s*[=:]", re.I)
     for i, line in enumerate(lines):
         header = re.match(r"^\s*\[([^\]]+)\]", line)
         if header:
@@ -666,7 +685,7 @@ def set_ini_key(text, section, key, value):
 
 def remove_ini_key(text, section, key):
     current, out = None, []
-    key_re = re.compile(r"^\s*" + re.escape(key).replace("\\-", "[-_]") + r"\s*[=:]")
+    key_re = re.compile(r"^\s*" + re.escape(key).replace("\\-", "[-_]") + r"\s*[=:]", re.I)
     for line in text.splitlines(True):
         header = re.match(r"^\s*\[([^\]]+)\]", line)
         if header:
@@ -1011,7 +1030,9 @@ def journal_save(journal):
 
 
 def change_file(journal, path, data, mode=0o644):
-    """Write data to path atomically, backing the old file up first. False when it already holds data."""
+    """Write data to path atomically, backing the old file up first. False when it already holds data.
+    A symlinked file (dotfiles) is written through to its target, so the link stays a link."""
+    path = os.path.realpath(path)
     current = read_bytes(path) if os.path.isfile(path) else None
     if current == data:
         return False
