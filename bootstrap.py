@@ -1721,10 +1721,10 @@ def run_install(args, ui):
         ui.say("--dry-run: nothing was changed.")
         return EXIT_OK, result
     journal = journal_load()
-    if (plan["install"] or plan["strategy"] == "bundle") and not os.path.isfile(journal_path()):
-        journal_save(journal)              # first, so the folders it creates are known even if killed now
     with tempfile.TemporaryDirectory(prefix="trustfix-") as workdir:
-        files = acquire(plan, s, ui, workdir)
+        files = acquire(plan, s, ui, workdir)                  # verified files in a temp folder: no change yet
+        if (plan["install"] or plan["strategy"] == "bundle") and not os.path.isfile(journal_path()):
+            journal_save(journal)          # before the first change, so a killed run's folders are known
         install(plan, s, args, ui, journal, files, workdir)
         changed = configure_trust(plan, s, args, ui, journal, files) or bool(plan["install"])
     code = verify(plan, s, args, ui, journal, changed)
@@ -1815,7 +1815,9 @@ def tls_check(url, proxy, context, timeout=DOCTOR_TIMEOUT):
     except ssl.SSLError as e:
         code = getattr(e, "verify_code", None)
         message = getattr(e, "verify_message", None) or str(e)
-        status = {10: "expired", 9: "not-yet-valid", 62: "wrong-host"}.get(code, "untrusted")
+        status = {10: "expired", 9: "not-yet-valid", 62: "wrong-host", 64: "wrong-host"}.get(code, "untrusted")
+        if "mismatch" in message.lower():
+            status = "wrong-host"
         if "CERTIFICATE_VERIFY_FAILED" not in str(e) and code is None:
             status = "error"
         return {"status": status, "detail": message}

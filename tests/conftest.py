@@ -78,10 +78,16 @@ def _processes():
 
 @pytest.fixture(scope="session")
 def make_index(cas, bed_dir, _processes):
-    def make(packages):
+    def make(packages, cert=None, key=None):
+        """An index over packages; cert/key (a trustme LeafCert) replace the default pypi.org certificate."""
         workdir = bed_dir / "index-{}".format(len(_processes))
         workdir.mkdir()
-        index = testbed.Index(packages, cas.server_cert, cas.server_key, workdir)
+        cert_file, key_file = cas.server_cert, cas.server_key
+        if cert is not None:
+            cert_file, key_file = workdir / "cert.pem", workdir / "key.pem"
+            cert_file.write_bytes(b"".join(b.bytes() for b in cert.cert_chain_pems))
+            cert.private_key_pem.write_to_path(str(key_file))
+        index = testbed.Index(packages, cert_file, key_file, workdir)
         _processes.append(index)
         return index
     return make
