@@ -1334,14 +1334,14 @@ def decide_trust(plan, s, explicit, certifi_pem, py):
     elif probe.get("certifi") == "ok":
         plan["trust_reason"] = "{}, but certifi alone verifies {}; nothing to write".format(why, host)
     else:
-        extras, how = os_extras(plan, certifi_pem)
+        extras, how = os_extras(plan, certifi_pem, s)
         if extras:
             plan.update(strategy="bundle", extras=extras, trust_reason="{}: a bundle of certifi + {}".format(why, how))
         else:
             plan["trust_reason"] = "{}; {}".format(why, how)
 
 
-def os_extras(plan, certifi_pem):
+def os_extras(plan, certifi_pem, s=None):
     """The corporate CAs to take from the OS store when none was given: ([(der, info)], how).
 
     Online, only the OS root that issued the certificate the index (or the proxy) presents: adding every
@@ -1363,6 +1363,8 @@ def os_extras(plan, certifi_pem):
         if not issuer:
             return [], "the index's certificate could not be read, so no CA was taken from the OS store"
         match = [(d, i) for d, i in candidates if i["subject"] == issuer["issuer"]]
+        if not match and s is not None:
+            match = root_behind_chain(candidates, s["index_url"], s["proxy"])
         if match:
             return match, "{}, the CA the OS trusts that issued the index's certificate".format(issuer["issuer"])
         return [], "the OS store has no CA named {} (the index's issuer); pass it with --ca-file".format(issuer["issuer"])
@@ -1376,6 +1378,22 @@ def os_extras(plan, certifi_pem):
 def issuer_text(plan):
     issuer = plan.get("issuer")
     return "its certificate is issued by " + issuer["issuer"] if issuer else "issuer unknown"
+
+
+def root_behind_chain(candidates, url, proxy):
+    """The OS root that verifies url when the server presents an intermediate (Zscaler, Netskope...):
+    all candidates at once first, then halves, so about log2(n) handshakes. [] if none verifies."""
+    def verifies(group):
+        pem = "".join(der_to_pem(d) for d, _ in group)
+        result = probe_index(url, proxy, [("group", ssl.create_default_context(cadata=pem))])
+        return result.get("group") == "ok"
+    if not candidates or not verifies(candidates):
+        return []
+    group = candidates
+    while len(group) > 1:
+        half = group[:len(group) // 2]
+        group = half if verifies(half) else group[len(group) // 2:]
+    return group
 
 
 def check_config_target(plan, s):

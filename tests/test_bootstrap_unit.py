@@ -1539,9 +1539,7 @@ def loopback_index(tmp_path):
 
 @pytest.mark.parametrize("chain", [
     "leaf signed by the root",
-    pytest.param("leaf signed by an intermediate (Zscaler, Netskope)", marks=pytest.mark.xfail(
-        strict=True, reason="bootstrap bug: os_extras matches the OS roots against the leaf's issuer only; when the "
-                            "proxy signs with an intermediate, the root the OS trusts is never taken"))])
+    "leaf signed by an intermediate (Zscaler, Netskope)"])
 def test_plan_online_old_pip_takes_the_os_root_behind_the_presented_chain(loopback_index, os_store, ui, chain):
     """System Python (externally managed: nothing installed) with pip 23.2.1, nothing given, online."""
     root = trustme.CA(organization_name="Example Corp TLS Inspection")
