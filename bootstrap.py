@@ -1363,8 +1363,8 @@ def os_extras(plan, certifi_pem, s=None):
         if not issuer:
             return [], "the index's certificate could not be read, so no CA was taken from the OS store"
         match = [(d, i) for d, i in candidates if i["subject"] == issuer["issuer"]]
-        if not match and s is not None:
-            match = root_behind_chain(candidates, s["index_url"], s["proxy"])
+        if not match and s is not None and s.get("index_url"):
+            match = root_behind_chain(candidates, s["index_url"], s.get("proxy"))
         if match:
             return match, "{}, the CA the OS trusts that issued the index's certificate".format(issuer["issuer"])
         return [], "the OS store has no CA named {} (the index's issuer); pass it with --ca-file".format(issuer["issuer"])
