@@ -1410,9 +1410,12 @@ def check_config_target(plan, s):
     for rank, (scope, src, sections, _) in enumerate(s["config_sources"]):
         for section in ("global", "install", "download"):
             value = (sections or {}).get(section, {}).get("cert")
-            if value and src != path and (target_rank is None or rank > target_rank):
-                plan["notes"].append("{} sets cert = {} and overrides {}; remove it there".format(
-                    "PIP_CERT" if scope == "env" else src, value, path))
+            # pip ranks [install]/[download] of ANY file above every [global]; a later [global] also wins
+            later = section != "global" or (src != path and (target_rank is None or rank > target_rank))
+            if value and value != plan["bundle_path"] and later:
+                plan["notes"].append("{} sets cert = {}{} and overrides {}; remove it there".format(
+                    "PIP_CERT" if scope == "env" else src, value,
+                    "" if section == "global" else " in [{}]".format(section), path))
     for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         if os.environ.get(var):
             plan["notes"].append("{} is set and overrides pip's cert setting; unset it".format(var))

@@ -1733,8 +1733,6 @@ def test_check_config_target_refuses_a_target_pip_cannot_read(fake_linux, laptop
 
 
 @pytest.mark.parametrize("where", ["target file", "global file"])
-@pytest.mark.xfail(strict=True, reason="bootstrap bug: an [install] cert (in the target file itself, or in a lower "
-                                       "file) beats the [global] cert bootstrap writes; nothing warns or fixes it")
 def test_an_install_section_cert_does_not_silently_win(fake_linux, laptop, tmp_path, ui, corp, where):
     conf = laptop / ".config" / "pip" / "pip.conf"
     holder = conf if where == "target file" else fake_linux["xdg"]
