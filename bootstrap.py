@@ -1412,7 +1412,7 @@ def check_config_target(plan, s):
             value = (sections or {}).get(section, {}).get("cert")
             # pip ranks [install]/[download] of ANY file above every [global]; a later [global] also wins
             later = section != "global" or (src != path and (target_rank is None or rank > target_rank))
-            if value and value != plan["bundle_path"] and later:
+            if value and value != plan.get("bundle_path") and later:
                 plan["notes"].append("{} sets cert = {}{} and overrides {}; remove it there".format(
                     "PIP_CERT" if scope == "env" else src, value,
                     "" if section == "global" else " in [{}]".format(section), path))
