@@ -892,22 +892,26 @@ def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
         raise Failure(network_failure(e, url, proxy))
 
 
+def https_connection(host, port, proxy, context, timeout):
+    """An HTTPSConnection to host:port, tunnelled through an http:// proxy (with its login) when given."""
+    if not proxy:
+        return http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
+    p = urllib.parse.urlsplit(proxy)
+    conn = http.client.HTTPSConnection(p.hostname, p.port or 8080, context=context, timeout=timeout)
+    headers = {}
+    if p.username:
+        token = "{}:{}".format(urllib.parse.unquote(p.username), urllib.parse.unquote(p.password or ""))
+        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+    conn.set_tunnel(host, port, headers)
+    return conn
+
+
 def presented_issuer(url, proxy):
     """Who signed the certificate the server (or an intercepting proxy) presents: a parse_cert dict."""
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname, parts.port or 443
     try:
-        if proxy:
-            p = urllib.parse.urlsplit(proxy)
-            conn = http.client.HTTPSConnection(p.hostname, p.port or 8080, context=unverified_context(),
-                                               timeout=TIMEOUT)
-            headers = {}
-            if p.username:
-                token = "{}:{}".format(urllib.parse.unquote(p.username), urllib.parse.unquote(p.password or ""))
-                headers["Proxy-Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-            conn.set_tunnel(host, port, headers)
-        else:
-            conn = http.client.HTTPSConnection(host, port, context=unverified_context(), timeout=TIMEOUT)
+        conn = https_connection(host, port, proxy, unverified_context(), TIMEOUT)
         conn.connect()
         der = conn.sock.getpeercert(True)
         conn.close()
@@ -1819,16 +1823,7 @@ def tls_check(url, proxy, context, timeout=DOCTOR_TIMEOUT):
     parts = urllib.parse.urlsplit(url)
     host, port = parts.hostname, parts.port or 443
     try:
-        if proxy:
-            p = urllib.parse.urlsplit(proxy)
-            conn = http.client.HTTPSConnection(p.hostname, p.port or 8080, context=context, timeout=timeout)
-            headers = {}
-            if p.username:
-                token = "{}:{}".format(urllib.parse.unquote(p.username), urllib.parse.unquote(p.password or ""))
-                headers["Proxy-Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-            conn.set_tunnel(host, port, headers)
-        else:
-            conn = http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
+        conn = https_connection(host, port, proxy, context, timeout)
         conn.request("HEAD", parts.path or "/", headers={"User-Agent": "trustfix-doctor/" + __version__})
         response = conn.getresponse()
         conn.close()
