@@ -301,7 +301,7 @@ def der_to_pem(der):
 
 def load_ca_file(path, now=None):
     """Read a corporate CA file the user gave: a list of (der, info). Raises BadInput, naming the file."""
-    now = now or datetime.datetime.utcnow()
+    now = now or datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
     if not os.path.isfile(path):
         raise BadInput("CA file {} does not exist; give the path of the company's root CA certificate "
                        "(a .pem or .crt file).".format(path))
@@ -1506,6 +1506,22 @@ def download_verified(pins, s, ui, workdir):
     return files
 
 
+def unpack_installer(wheel, workdir):
+    """The installing pip's package folder, unpacked from its verified wheel into our private workdir.
+
+    pip runs from there with -B, as it would from the wheel, but starts about 0.4 s sooner: zipimport
+    is slower than the file system. Only pip/ is unpacked; with its .dist-info beside it, pip would
+    take itself for an installed pip and install nothing."""
+    dest = os.path.join(workdir, "installer")
+    with zipfile.ZipFile(wheel) as z:
+        members = [n for n in z.namelist() if n.startswith("pip/")]
+        for name in members:
+            if "\\" in name or ":" in name or ".." in name.split("/"):
+                raise Failure("{} holds an unsafe file name ({!r}); it was not used.".format(wheel, name))
+        z.extractall(dest, members)
+    return os.path.join(dest, "pip")
+
+
 def install(plan, s, args, ui, journal, files, workdir):
     if plan["skip_install"]:
         ui.step("install", "skipped", plan["skip_install"])
@@ -1526,7 +1542,7 @@ def install(plan, s, args, ui, journal, files, workdir):
             journal["packages"].append({"python": sys.executable, "name": pin["name"], "before": None})
             journal_save(journal)
     started = time.time()
-    cmd = [sys.executable, os.path.join(files["pip"], "pip"), "install", "--no-index", "--find-links", workdir,
+    cmd = [sys.executable, "-B", unpack_installer(files["pip"], workdir), "install", "--no-index", "--find-links", workdir,
            "--require-hashes", "--no-deps", "--disable-pip-version-check", "--no-input",
            "--no-warn-script-location", "--progress-bar", "off", "-r", requirements] + plan["flags"]
     if s["python"]["venv"] or "--user" in plan["flags"]:

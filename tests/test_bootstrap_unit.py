@@ -1278,6 +1278,7 @@ def test_install_runs_the_pinned_pip_from_its_wheel_isolated(tmp_path, monkeypat
     plan = {"skip_install": None, "install": [pins["pip"], pins["truststore"]], "flags": flags, "where": "here",
             "pins": pins}
     files = {"pip": str(workdir / "pip-26.3-py3-none-any.whl")}
+    shutil.copyfile(str(ROOT / "wheels" / "pip-26.3-py3-none-any.whl"), files["pip"])
     requirements = {}
     recorder = Recorder(on_call=lambda cmd: requirements.update(
         text=Path(cmd[cmd.index("-r") + 1]).read_text()))
@@ -1286,7 +1287,7 @@ def test_install_runs_the_pinned_pip_from_its_wheel_isolated(tmp_path, monkeypat
                       files, str(workdir))
     [call] = recorder.calls
     req = str(workdir / "requirements.txt")
-    assert call["cmd"] == [sys.executable, files["pip"] + os.sep + "pip", "install", "--no-index", "--find-links",
+    assert call["cmd"] == [sys.executable, "-B", str(workdir / "installer" / "pip"), "install", "--no-index", "--find-links",
                            str(workdir), "--require-hashes", "--no-deps", "--disable-pip-version-check",
                            "--no-input", "--no-warn-script-location", "--progress-bar", "off", "-r", req] \
         + flags + extra
@@ -1301,6 +1302,28 @@ def test_install_runs_the_pinned_pip_from_its_wheel_isolated(tmp_path, monkeypat
     assert ui.steps[-1]["status"] == "changed"
 
 
+def test_the_installer_is_unpacked_without_its_dist_info(tmp_path):
+    wheel = ROOT / "wheels" / "pip-26.3-py3-none-any.whl"
+    folder = Path(bootstrap.unpack_installer(str(wheel), str(tmp_path)))
+    assert folder == tmp_path / "installer" / "pip" and (folder / "__main__.py").is_file()
+    assert [p.name for p in folder.parent.iterdir()] == ["pip"]      # no .dist-info: pip must not see itself
+    with zipfile.ZipFile(str(wheel)) as z:
+        names = [n for n in z.namelist() if n.startswith("pip/")]
+        assert all((tmp_path / "installer" / n).read_bytes() == z.read(n) for n in names)
+
+
+@pytest.mark.parametrize("name", ["pip/../../evil.py", "pip/..\\evil.py", "pip/C:evil.py"])
+def test_the_installer_with_an_unsafe_member_name_is_refused(tmp_path, name):
+    wheel = tmp_path / "pip.whl"
+    with zipfile.ZipFile(str(wheel), "w") as z:
+        z.writestr("pip/__main__.py", "")
+        z.writestr(name, "")
+    with pytest.raises(bootstrap.Failure) as e:
+        bootstrap.unpack_installer(str(wheel), str(tmp_path / "w"))
+    assert "unsafe file name" in e.value.args[0]
+    assert not (tmp_path / "w").exists() and not (tmp_path.parent / "evil.py").exists()
+
+
 def test_install_failure_names_the_packages_and_quotes_pip(tmp_path, monkeypatch, ui):
     pins = live_pins()
     plan = {"skip_install": None, "install": [pins["pip"]], "flags": [], "where": "here", "pins": pins}
@@ -1308,7 +1331,7 @@ def test_install_failure_names_the_packages_and_quotes_pip(tmp_path, monkeypatch
                                                    "DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"))
     with pytest.raises(bootstrap.Failure) as e:
         bootstrap.install(plan, survey(), argparse.Namespace(), ui, bootstrap.journal_load(),
-                          {"pip": str(tmp_path / "pip.whl")}, str(tmp_path))
+                          {"pip": str(ROOT / "wheels" / "pip-26.3-py3-none-any.whl")}, str(tmp_path))
     assert "pip" in e.value.args[0] and "DO NOT MATCH THE HASHES" in e.value.args[0]
 
 
