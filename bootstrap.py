@@ -588,11 +588,21 @@ OS = {"win32": _Windows, "darwin": _MacOS}.get(sys.platform, _Linux)
 CONFIG_KEYS = ("index-url", "extra-index-url", "cert", "client-cert", "trusted-host", "proxy", "find-links")
 
 
+def pip_config_encoding():
+    """The encoding pip reads its configuration files in (pip/_internal/configuration.py): UTF-8 in
+    Python's UTF-8 mode, else the locale's, which on Windows is the ANSI code page (cp1252, ...)."""
+    if getattr(sys.flags, "utf8_mode", 0):
+        return "utf-8"
+    import locale
+    getencoding = getattr(locale, "getencoding", None)          # 3.11+
+    return getencoding() if getencoding else locale.getpreferredencoding(False)
+
+
 def read_config_file(path):
     """({section: {key: value}} for the keys that matter, error_sentence_or_None) as pip would read it."""
     parser = configparser.RawConfigParser()
     try:
-        with open(path, encoding=sys.getfilesystemencoding() if os.name == "nt" else None) as f:
+        with open(path, encoding=pip_config_encoding()) as f:
             parser.read_file(f)
     except (configparser.Error, UnicodeDecodeError) as e:
         return None, "pip cannot read its configuration file {} ({}); fix or move that file".format(
@@ -1407,6 +1417,14 @@ def check_config_target(plan, s):
         _, error = read_config_file(path)
         if error:
             raise BadInput(error + ", then run bootstrap.py again; nothing was changed.")
+    encoding = pip_config_encoding()
+    try:
+        (plan.get("bundle_path") or "").encode(encoding)
+    except UnicodeEncodeError:
+        raise Failure("pip reads {} in this computer's {} encoding, which cannot spell the CA bundle's path {}; "
+                      "pip could not use it. Run bootstrap.py with --scope global as an administrator (the bundle "
+                      "then lives under ProgramData), or turn on Python's UTF-8 mode for good (PYTHONUTF8=1) and "
+                      "run it again; nothing was changed.".format(path, encoding, plan["bundle_path"]))
     target_rank = None
     for rank, (scope, src, sections, _) in enumerate(s["config_sources"]):
         if src == path:
@@ -1572,10 +1590,11 @@ def configure_trust(plan, s, args, ui, journal, files):
     bundle = make_bundle(certifi_pem, certifi_version, plan["extras"])
     changed = change_file(journal, plan["bundle_path"], bundle)
     path = plan["config_path"]
-    text = read_bytes(path).decode("utf-8") if os.path.isfile(path) else \
+    encoding = pip_config_encoding()                            # what pip reads it in (not always UTF-8)
+    text = read_bytes(path).decode(encoding) if os.path.isfile(path) else \
         "# pip configuration. `cert` was set by trustfix bootstrap.py (undo: python bootstrap.py undo).\n"
     new = set_ini_key(text, "global", "cert", plan["bundle_path"])
-    changed = change_file(journal, path, new.encode("utf-8")) or changed
+    changed = change_file(journal, path, new.encode(encoding)) or changed
     ui.step("trust", "changed" if changed else "ok", "{} {} ({} extra CA(s) + certifi {}); cert set in {}".format(
         "wrote" if changed else "unchanged:", plan["bundle_path"], len(plan["extras"]), certifi_version, path))
     if args.add_to_os_store:

@@ -1715,14 +1715,19 @@ def test_configure_trust_writes_bundle_and_cert_then_reruns_idle_and_undoes(tmp_
     assert not os.path.exists(plan["bundle_path"]) and not (laptop / ".local").exists()
 
 
-@pytest.mark.parametrize("case", ["existing pip.ini in cp1252", "user name with an accent"])
-@pytest.mark.xfail(strict=True, reason="bootstrap bug: pip.conf is read and written as UTF-8, but pip reads it in "
-                                       "the locale encoding (Windows: cp1252): a non-ASCII path breaks pip")
-def test_configure_trust_writes_pip_ini_in_the_encoding_pip_reads(tmp_path, laptop, ui, corp, monkeypatch, case):
-    """Windows without UTF-8 mode: pip reads pip.ini with locale.getpreferredencoding(False) (cp1252 here)."""
+def windows_ansi_locale(monkeypatch):
+    """Windows without UTF-8 mode: pip reads pip.ini in the locale encoding, the ANSI code page."""
     import locale
+    import types
     monkeypatch.setattr(locale, "getpreferredencoding", lambda do_setlocale=True: "cp1252")
     monkeypatch.setattr(locale, "getencoding", lambda: "cp1252", raising=False)
+    flags = {name: getattr(sys.flags, name) for name in dir(sys.flags) if not name.startswith("_")}
+    monkeypatch.setattr(bootstrap.sys, "flags", types.SimpleNamespace(**dict(flags, utf8_mode=0)))
+
+
+@pytest.mark.parametrize("case", ["existing pip.ini in cp1252", "user name with an accent"])
+def test_configure_trust_writes_pip_ini_in_the_encoding_pip_reads(tmp_path, laptop, ui, corp, monkeypatch, case):
+    windows_ansi_locale(monkeypatch)
     user = laptop / "Users" / ("José" if case == "user name with an accent" else "jose")
     conf = user / "AppData" / "Roaming" / "pip" / "pip.ini"
     if case == "existing pip.ini in cp1252":
@@ -1733,6 +1738,36 @@ def test_configure_trust_writes_pip_ini_in_the_encoding_pip_reads(tmp_path, lapt
                               {"certifi": certifi_wheel()})
     as_pip_reads_it = conf.read_bytes().decode("cp1252")
     assert read_ini(as_pip_reads_it)["global"]["cert"] == plan["bundle_path"]
+    if case == "existing pip.ini in cp1252":
+        assert as_pip_reads_it.startswith("; Proxy für das Büro\r\n[global]\r\ntimeout = 60\r\n")
+    assert bootstrap.read_config_file(str(conf)) == ({"global": {"cert": plan["bundle_path"]}}, None)
+
+
+def test_a_bundle_path_pip_ini_cannot_spell_is_refused_before_any_change(tmp_path, laptop, monkeypatch):
+    windows_ansi_locale(monkeypatch)
+    user = laptop / "Users" / "山田"
+    conf = user / "AppData" / "Roaming" / "pip" / "pip.ini"
+    plan = {"config_path": str(conf), "notes": [],
+            "bundle_path": str(user / "AppData" / "Local" / "trustfix" / "ca-bundle.pem")}
+    with pytest.raises(bootstrap.Failure) as e:
+        bootstrap.check_config_target(plan, {"config_sources": []})
+    message = e.value.args[0]
+    assert "cp1252" in message and plan["bundle_path"] in message and "nothing was changed" in message
+    assert "--scope global" in message and "PYTHONUTF8=1" in message
+    assert not conf.exists()
+
+
+@pytest.mark.parametrize("mode", ["-Xutf8=0", "-Xutf8"])
+def test_pip_config_encoding_is_the_one_pip_reads_with(mode, tmp_path):
+    """Compared with pip 26.3's own get_locale_encoding(), in and out of UTF-8 mode, in one process."""
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import bootstrap; "
+            "from pip._internal.utils.compat import get_locale_encoding; "
+            "pips = 'utf-8' if sys.flags.utf8_mode else get_locale_encoding(); "
+            "print(bootstrap.pip_config_encoding(), pips, sys.flags.utf8_mode)")
+    proc = subprocess.run([sys.executable, mode, "-c", code, str(ROOT), str(ROOT / "wheels" / "pip-26.3-py3-none-any.whl")],
+                          stdout=subprocess.PIPE, universal_newlines=True, check=True, timeout=60)
+    ours, pips, utf8 = proc.stdout.split()
+    assert ours == pips and utf8 == ("0" if mode == "-Xutf8=0" else "1")
 
 
 def test_check_config_target_names_a_higher_cert_setting(fake_linux, laptop, monkeypatch):
