@@ -27,22 +27,19 @@ import base64
 import configparser
 import datetime
 import hashlib
-import html.parser
-import http.client
 import json
 import os
 import re
 import shutil
 import socket
 import ssl
-import subprocess
 import sysconfig
 import tempfile
 import time
 import urllib.error
 import urllib.parse
-import urllib.request
-import zipfile
+# html.parser, http.client, subprocess, urllib.request and zipfile are imported where they are used:
+# a re-run on a configured machine never needs them, and they are a sixth of its time.
 
 __version__ = "0.1.0"
 
@@ -125,6 +122,7 @@ def read_bytes(path):
 
 def run(cmd, env=None, timeout=600, cwd=None):
     """Every subprocess goes through here, so tests (and -v) can see the exact command line."""
+    import subprocess
     log("$ " + " ".join(cmd))
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
@@ -229,7 +227,9 @@ def _der_time(data, tag, cs, ce):
     if tag == 0x17:                                   # UTCTime: YYMMDDHHMMSS
         year = int(text[:2])
         text = ("19" if year >= 50 else "20") + text
-    return datetime.datetime.strptime(text[:14], "%Y%m%d%H%M%S")
+    if len(text) < 14 or not text[:14].isdigit():
+        raise ValueError("bad certificate time {!r}".format(text))
+    return datetime.datetime(*(int(text[i:i + n]) for i, n in ((0, 4), (4, 2), (6, 2), (8, 2), (10, 2), (12, 2))))
 
 
 def _der_name(data, cs, ce):
@@ -771,6 +771,7 @@ def writable(path):
 
 def proxy_for(url):
     """The proxy URL urllib (and pip, through requests) would use for url, honouring NO_PROXY."""
+    import urllib.request
     host = urllib.parse.urlsplit(url).hostname or ""
     proxies = urllib.request.getproxies()
     if not proxies or urllib.request.proxy_bypass(host):
@@ -796,7 +797,8 @@ def take_survey(args):
         "purelib_writable": writable(sysconfig.get_path("purelib")),
         "user_site_enabled": bool(getattr(__import__("site"), "ENABLE_USER_SITE", False)),
         "index_url": index_url,
-        "proxy": proxy_for(index_url) or config_value(sources, "proxy")[0],
+        # offline, nothing is connected to, so the proxy (and urllib.request, to find it) is not needed
+        "proxy": None if getattr(args, "offline", False) else proxy_for(index_url) or config_value(sources, "proxy")[0],
         "config_sources": sources,
         "certifi_files": certifi_files(dists),
     }
@@ -882,6 +884,7 @@ def network_failure(exc, url, proxy):
 
 
 def opener(context, proxy):
+    import urllib.request
     handlers = [urllib.request.HTTPSHandler(context=context)]
     handlers.append(urllib.request.ProxyHandler({"https": proxy, "http": proxy} if proxy else {}))
     return urllib.request.build_opener(*handlers)
@@ -889,6 +892,8 @@ def opener(context, proxy):
 
 def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
     """GET url: bytes. Raises TLSVerifyError for a certificate problem, Failure for anything else."""
+    import http.client
+    import urllib.request
     request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "trustfix/" + __version__})
     try:
         with opener(context, proxy).open(request, timeout=TIMEOUT) as response:
@@ -904,6 +909,7 @@ def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
 
 def https_connection(host, port, proxy, context, timeout):
     """An HTTPSConnection to host:port, tunnelled through an http:// proxy (with its login) when given."""
+    import http.client
     if not proxy:
         return http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
     p = urllib.parse.urlsplit(proxy)
@@ -951,16 +957,20 @@ def probe_index(url, proxy, contexts):
     return results
 
 
-class _Links(html.parser.HTMLParser):
-    def __init__(self):
-        html.parser.HTMLParser.__init__(self)
-        self.links = []
+def html_links(text):
+    """The href of every <a> in an HTML page (PEP 503)."""
+    import html.parser
+    links = []
 
-    def handle_starttag(self, tag, attrs):
-        if tag == "a":
-            href = dict(attrs).get("href")
+    class Links(html.parser.HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            href = dict(attrs).get("href") if tag == "a" else None
             if href:
-                self.links.append(href)
+                links.append(href)
+    parser = Links()
+    parser.feed(text)
+    parser.close()
+    return links
 
 
 def project_files(index_url, name, context, proxy):
@@ -973,9 +983,7 @@ def project_files(index_url, name, context, proxy):
         for f in json.loads(data.decode("utf-8")).get("files", []):
             out.append((f["filename"], urllib.parse.urljoin(final, f["url"]), f.get("hashes", {}).get("sha256")))
     else:
-        parser = _Links()
-        parser.feed(data.decode("utf-8", "replace"))
-        for href in parser.links:
+        for href in html_links(data.decode("utf-8", "replace")):
             url, _, fragment = urllib.parse.urljoin(final, href).partition("#")
             digest = fragment[7:] if fragment.startswith("sha256=") else None
             out.append((urllib.parse.unquote(url.rsplit("/", 1)[-1]), url, digest))
@@ -1194,6 +1202,7 @@ def shipped_ca_files():
 
 
 def read_zip_member(wheel, member):
+    import zipfile
     with zipfile.ZipFile(wheel) as z:
         return z.read(member)
 
@@ -1530,6 +1539,7 @@ def unpack_installer(wheel, workdir):
     pip runs from there with -B, as it would from the wheel, but starts about 0.4 s sooner: zipimport
     is slower than the file system. Only pip/ is unpacked; with its .dist-info beside it, pip would
     take itself for an installed pip and install nothing."""
+    import zipfile
     dest = os.path.join(workdir, "installer")
     with zipfile.ZipFile(wheel) as z:
         members = [n for n in z.namelist() if n.startswith("pip/")]
@@ -1853,6 +1863,7 @@ def tls_check(url, proxy, context, timeout=DOCTOR_TIMEOUT):
     """Connect to url's host (through proxy) and HEAD it: {status, detail, date}. Never raises.
     status: ok | untrusted | expired | not-yet-valid | wrong-host | proxy-auth | dns | refused | timeout |
     error | unavailable."""
+    import http.client
     if context is None:
         return {"status": "unavailable", "detail": "no such trust store here"}
     parts = urllib.parse.urlsplit(url)

@@ -149,7 +149,7 @@ def outside(args):
 # --------------------------------------------------------------------------------------------------
 
 def timed(argv, env, rss_file=None):
-    """(seconds, exit code, output, peak RSS in KiB of the process tree) of one run."""
+    """(seconds, exit code, output, peak RSS in KiB, CPU seconds (user + system)) of one run's process tree."""
     started = time.perf_counter()
     proc = subprocess.Popen([str(a) for a in argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = proc.stdout.read()
@@ -157,7 +157,7 @@ def timed(argv, env, rss_file=None):
     seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     proc.stdout.close()
-    return seconds, proc.returncode, out.decode("utf-8", "replace"), usage.ru_maxrss
+    return seconds, proc.returncode, out.decode("utf-8", "replace"), usage.ru_maxrss, usage.ru_utime + usage.ru_stime
 
 
 def venv_python(venv):
@@ -250,7 +250,7 @@ def inside(config_path):
             sample, _, _ = runner.round()
             if i >= config["warmup"]:
                 for case in CASES:
-                    samples[case].append({"s": sample[case][0], "rss_kb": sample[case][3]})
+                    samples[case].append({"s": sample[case][0], "rss_kb": sample[case][3], "cpu_s": sample[case][4]})
             outputs = {case: sample[case][2] for case in CASES}
         entry = {"samples": samples, "output": outputs}
         entry.update(runner.memory_and_outcome())
