@@ -123,7 +123,7 @@ def outside(args):
         testbed.write_store(store, [corp_pem.read_bytes()])        # IT put the company root in the OS store
         empty = work / "empty"
         empty.touch()
-        config = {"bundle": str(bundle), "work": str(work / "runs"), "repeat": args.repeat,
+        config = {"bundle": str(bundle), "work": str(work / "runs"), "repeat": args.repeat, "tmpfs": args.tmpfs,
                   "warmup": args.warmup, "pythons": [[str(i), str(i.path)] for i in found]}
         (work / "config.json").write_text(json.dumps(config))
         env = testbed.scrubbed_env(home=work / "home")
@@ -134,7 +134,7 @@ def outside(args):
         results = json.loads((work / "runs" / "results.json").read_text())
         results.update(size=size, machine=machine(), date=datetime.date.today().isoformat(),
                        wall_s=round(time.monotonic() - started, 1), repeat=args.repeat,
-                       warmup=args.warmup)
+                       warmup=args.warmup, tmpfs=args.tmpfs)
     finally:
         if not args.keep:
             shutil.rmtree(str(work), ignore_errors=True)
@@ -172,6 +172,10 @@ class Runner:
         self.base.mkdir(parents=True)
         self.count = 0
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "TERM": "dumb"}
+        if config["tmpfs"]:                      # temporary files in RAM, as /tmp is on Fedora, Arch, Debian 13
+            env["TMPDIR"] = str(self.base / "tmp")
+            os.mkdir(env["TMPDIR"])
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1g,mode=1777", "tmpfs", env["TMPDIR"]], check=True)
         self.env0 = env
         self.bare = self.base / "template-bare"
         self.with_pip = self.base / "template-with-pip"
@@ -255,6 +259,8 @@ def inside(config_path):
         entry = {"samples": samples, "output": outputs}
         entry.update(runner.memory_and_outcome())
         results["pythons"][version] = entry
+        if config["tmpfs"]:
+            subprocess.run(["umount", runner.env0["TMPDIR"]], check=True)
         shutil.rmtree(str(runner.base), ignore_errors=True)
     (Path(config["work"]) / "results.json").write_text(json.dumps(results))
 
@@ -268,18 +274,26 @@ def stats(samples):
     return {"median": statistics.median(times), "min": min(times), "max": max(times)}
 
 
+def paired(samples, a, b):
+    """The ratio a/b within each round, then the median and range of those: a round's cases run back to
+    back, so a machine that is faster or slower for a while (shared hosts) moves both alike."""
+    each = [x["s"] / y["s"] for x, y in zip(samples[a], samples[b])]
+    return {"median": statistics.median(each), "min": min(each), "max": max(each)}
+
+
 def summarize(results):
     """Per Python: median/min/max per case, the ratios of medians, and which targets are met."""
     rows = {}
     for version, entry in results["pythons"].items():
         st = {case: stats(entry["samples"][case]) for case in CASES}
-        ratio = {"first_vs_ensurepip": st["first"]["median"] / st["ensurepip"]["median"],
-                 "by_hand_vs_ensurepip": st["by_hand"]["median"] / st["ensurepip"]["median"],
-                 "rerun_vs_first": st["rerun"]["median"] / st["first"]["median"]}
+        ratios = {"first_vs_ensurepip": paired(entry["samples"], "first", "ensurepip"),
+                  "by_hand_vs_ensurepip": paired(entry["samples"], "by_hand", "ensurepip"),
+                  "rerun_vs_first": paired(entry["samples"], "rerun", "first")}
+        ratio = {name: r["median"] for name, r in ratios.items()}
         met = {"first_vs_ensurepip": ratio["first_vs_ensurepip"] <= TARGETS["first_vs_ensurepip"],
                "rerun_vs_first": ratio["rerun_vs_first"] <= TARGETS["rerun_vs_first"],
                "doctor_s": st["doctor"]["max"] <= TARGETS["doctor_s"]}
-        rows[version] = {"stats": st, "ratio": ratio, "met": met}
+        rows[version] = {"stats": st, "ratio": ratio, "ratios": ratios, "met": met}
     return rows
 
 
@@ -296,22 +310,26 @@ def report(results):
     results["summary"] = rows
     size = results["size"]
     print("\ntrustfix benchmarks, {}; {}".format(results["date"], results["machine"]))
-    print("median (min–max) of {} timed rounds after {} untimed warm-up round(s); offline sandbox; {:.0f} s in all\n"
-          .format(results["repeat"], results["warmup"], results["wall_s"]))
+    print("times: median (min–max) of {} timed rounds after {} untimed warm-up round(s); offline sandbox; TMPDIR {}; "
+          "{:.0f} s in all\n".format(results["repeat"], results["warmup"],
+                                   "on a tmpfs" if results.get("tmpfs") else "unset (/tmp)", results["wall_s"]))
     print("| Python | `ensurepip` | pip by hand | bootstrap.py, first run | first ÷ ensurepip | re-run "
           "| re-run ÷ first | doctor, offline | peak RSS: bootstrap.py / its pip |")
     print("|---|---|---|---|---|---|---|---|---|")
     for version, row in rows.items():
         st, ratio, met = row["stats"], row["ratio"], row["met"]
         rss = results["pythons"][version]["rss"]
-        print("| {} | {} | {} | {} | **{:.2f}×** {} | {} | **{:.1%}** {} | {} {} | {} / {} |".format(
+        ratios = row["ratios"]
+        print("| {} | {} | {} | {} | **{:.2f}×** ({:.2f}–{:.2f}) {} | {} | **{:.1%}** {} | {} {} | {} / {} |".format(
             version, fmt(st["ensurepip"]), fmt(st["by_hand"]), fmt(st["first"]),
-            ratio["first_vs_ensurepip"], "✓" if met["first_vs_ensurepip"] else "✗", fmt(st["rerun"]),
+            ratio["first_vs_ensurepip"], ratios["first_vs_ensurepip"]["min"], ratios["first_vs_ensurepip"]["max"],
+            "✓" if met["first_vs_ensurepip"] else "✗", fmt(st["rerun"]),
             ratio["rerun_vs_first"], "✓" if met["rerun_vs_first"] else "✗", fmt(st["doctor"]),
             "✓" if met["doctor_s"] else "✗", mib(rss["first"]["self_kb"]), mib(rss["first"]["children_kb"])))
     print("\nzip from `build.py zip`: {:,} bytes; its {} wheels: {:,} bytes; **{:.3f}×** {} (target ≤ {}×)".format(
         size["zip_bytes"], size["wheels"], size["wheel_bytes"], size["ratio"],
         "✓" if size["ratio"] <= TARGETS["zip_vs_wheels"] else "✗", TARGETS["zip_vs_wheels"]))
+    print("ratios: the median (min–max) of the ratios within each round")
     print("targets: first run ≤ {}× ensurepip; re-run ≤ {:.0%} of a first run; doctor offline ≤ {:.0f} s".format(
         TARGETS["first_vs_ensurepip"], TARGETS["rerun_vs_first"], TARGETS["doctor_s"]))
     for version in rows:
@@ -331,6 +349,8 @@ def main(argv=None):
     parser.add_argument("-n", "--repeat", type=int, default=5, help="timed rounds per Python (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--json", metavar="FILE", help="also write every sample and the summary here")
+    parser.add_argument("--tmpfs", action="store_true",
+                        help="temporary files (TMPDIR) on a tmpfs, as /tmp is on Fedora, Arch and Debian 13")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (for a look at the runs)")
     parser.add_argument("--inside", metavar="CONFIG", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
