@@ -442,6 +442,7 @@ def find_wheel(folder, pin):
 # Platforms: the same small set of functions per OS, chosen once (see OS below)
 #   os_roots() -> list of DER      config_paths() -> {scope: [paths]} as pip reads them
 #   data_dir(scope) -> folder      add_ca(der, info) -> record     remove_ca(record)
+#   scratch_dir() -> folder for this run's temporary files, or None for the usual temporary folder
 # --------------------------------------------------------------------------------------------------
 
 def _xdg(var, default):
@@ -502,6 +503,19 @@ class _Linux:
     def remove_ca(record):
         run(record["command"])
 
+    @staticmethod
+    def scratch_dir():
+        """/dev/shm (memory) unless TMPDIR (or TEMP, TMP) names a folder: the installer's ~500 unpacked
+        files cost a fraction there of what creating them costs on a disk (0.05 s against 0.2-0.8 s here)."""
+        if any(os.environ.get(var) for var in ("TMPDIR", "TEMP", "TMP")):
+            return None
+        try:
+            st = os.statvfs("/dev/shm")
+        except OSError:
+            return None
+        roomy = st.f_bavail * st.f_frsize >= 128 << 20            # we need ~25 MB; leave a small one alone
+        return "/dev/shm" if roomy and os.access("/dev/shm", os.W_OK | os.X_OK) else None
+
 
 class _MacOS:
     name = "macOS"
@@ -537,6 +551,10 @@ class _MacOS:
     @staticmethod
     def remove_ca(record):
         run(record["undo"])
+
+    @staticmethod
+    def scratch_dir():
+        return None                                               # $TMPDIR, on the system disk (APFS)
 
 
 class _Windows:
@@ -576,6 +594,10 @@ class _Windows:
     @staticmethod
     def remove_ca(record):
         run(record["undo"])
+
+    @staticmethod
+    def scratch_dir():
+        return None                                               # %TEMP%
 
 
 OS = {"win32": _Windows, "darwin": _MacOS}.get(sys.platform, _Linux)
@@ -1274,11 +1296,12 @@ def make_plan(s, args, ui):
             raise BadInput("{} does not match hashes.txt (its SHA-256 differs from the pin for {}=={}); the "
                            "bundle was altered. Get a fresh copy from IT; nothing was changed.".format(
                                path, name, mine[name]["version"]))
-    certifi_pem, certifi_from = None, None
-    if local.get("certifi", (None,))[0]:
-        certifi_pem, certifi_from = read_zip_member(local["certifi"][0], "certifi/cacert.pem"), "wheel"
-    elif s["certifi_files"]:
-        certifi_pem, certifi_from = read_bytes(s["certifi_files"][0][0]), s["certifi_files"][0][0]
+    certifi_pem = None                   # needed only to probe (online) or, with no CA given, to tell
+    if not args.offline or not explicit:  # the OS store's extra roots apart from certifi's
+        if local.get("certifi", (None,))[0]:
+            certifi_pem = read_zip_member(local["certifi"][0], "certifi/cacert.pem")
+        elif s["certifi_files"]:
+            certifi_pem = read_bytes(s["certifi_files"][0][0])
     if not args.offline:
         contexts = [("os", os_context()), ("certifi", cadata_context(certifi_pem) if certifi_pem else None)]
         plan["probe"] = probe_index(s["index_url"], s["proxy"], contexts)
@@ -1791,7 +1814,7 @@ def run_install(args, ui):
         ui.say("--dry-run: nothing was changed.")
         return EXIT_OK, result
     journal = journal_load()
-    with tempfile.TemporaryDirectory(prefix="trustfix-") as workdir:
+    with tempfile.TemporaryDirectory(prefix="trustfix-", dir=OS.scratch_dir()) as workdir:
         files = acquire(plan, s, ui, workdir)                  # verified files in a temp folder: no change yet
         if (plan["install"] or plan["strategy"] == "bundle") and not os.path.isfile(journal_path()):
             journal_save(journal)          # before the first change, so a killed run's folders are known
