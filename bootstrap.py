@@ -1101,40 +1101,79 @@ def change_file(journal, path, data, mode=0o644):
     return True
 
 
-def backup_distribution(journal, name, dist_info, python, ui):
-    """Copy the files an installed distribution's RECORD lists, so undo can put that version back."""
-    site_dir = os.path.dirname(dist_info)
-    dest = os.path.join(state_dir(), "backups", "{}-{}".format(
-        os.path.basename(dist_info)[:-len(".dist-info")], hashlib.sha256(site_dir.encode()).hexdigest()[:8]))
-    manifest = []
-    if not os.path.isdir(dest):
-        tmp = dest + ".partial"
-        shutil.rmtree(tmp, ignore_errors=True)
+def script_paths(name, flags):
+    """The existing console scripts of a distribution where this install puts scripts: pip, pip3, pip3.X
+    (also pip.exe, pip-script.py). pyenv's bin/pip is a symlink that no RECORD lists."""
+    if name != "pip":
+        return []
+    scheme = {"nt": "nt_user", "posix": "osx_framework_user" if sys.platform == "darwin" and
+              sysconfig.get_config_var("PYTHONFRAMEWORK") else "posix_user"}[os.name] if "--user" in flags else None
+    folder = sysconfig.get_path("scripts", scheme) if scheme else sysconfig.get_path("scripts")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return [os.path.join(folder, n) for n in sorted(names) if re.match(r"^pip(\d+(\.\d+)?)?(\.exe|-script\.py)?$", n, re.I)]
+
+
+def backup_distribution(journal, pin, dist_info, flags):
+    """Journal installing pin into this Python over dist_info (None: not installed), after backing up
+    what undo needs to put that state back: every file the old RECORD lists, and the scripts the new
+    install replaces. One entry per Python and project: an entry whose state is gone (the venv was
+    made anew) is replaced, one from an earlier run of this same change is kept."""
+    before = os.path.basename(dist_info) if dist_info else None
+    after = "{}-{}.dist-info".format(pin["name"], pin["version"])
+    for old in [p for p in journal["packages"] if p["python"] == sys.executable and p["name"] == pin["name"]]:
+        if (before or "").lower() in ((old["before"] or "").lower(), old.get("after", "").lower()):
+            return                                              # a re-run of an interrupted run: keep
+        journal["packages"].remove(old)
+        if old.get("backup"):
+            shutil.rmtree(os.path.join(state_dir(), old["backup"]), ignore_errors=True)
+    entry = {"python": sys.executable, "name": pin["name"], "before": before, "after": after,
+             "flags": [f for f in flags if f == "--break-system-packages"]}
+    paths = script_paths(pin["name"], flags)
+    if dist_info:
+        site_dir = os.path.dirname(dist_info)
         with open(os.path.join(dist_info, "RECORD"), encoding="utf-8") as f:
             rels = [line.rsplit(",", 2)[0] for line in f if line.strip()]
-        for i, rel in enumerate(rels):
-            src = os.path.normpath(os.path.join(site_dir, rel))
-            if os.path.isfile(src):
-                target = os.path.join(tmp, str(i))
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                shutil.copy2(src, target)
-                manifest.append([src, str(i)])
+        paths = [os.path.normpath(os.path.join(site_dir, rel)) for rel in rels] + paths
+    if paths:
+        dest = os.path.join(state_dir(), "backups", "{}-{}".format(
+            before[:-len(".dist-info")] if before else pin["name"],
+            hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]))
+        tmp = dest + ".partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(dest, ignore_errors=True)
+        os.makedirs(tmp)
+        manifest, seen = [], set()
+        for i, src in enumerate(paths):
+            if src in seen:
+                continue
+            seen.add(src)
+            if os.path.islink(src):
+                manifest.append([src, None, os.readlink(src)])
+            elif os.path.isfile(src):
+                shutil.copy2(src, os.path.join(tmp, str(i)))
+                manifest.append([src, str(i), None])
         with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
             json.dump(manifest, f)
         os.replace(tmp, dest)
-    journal["packages"].append({"python": python, "name": name, "before": os.path.basename(dist_info),
-                                "backup": os.path.relpath(dest, state_dir())})
+        entry["backup"] = os.path.relpath(dest, state_dir())
+    journal["packages"].append(entry)
     journal_save(journal)
 
 
 def undo(args, ui):
+    """Put back every change in the journal, newest first. Each undone change leaves the journal at
+    once, so an undo that stops half-way (a pip that cannot uninstall) can simply be run again."""
     journal = journal_load()
     if not (journal["files"] or journal["packages"] or journal["os_store"]):
         ui.step("undo", "ok", "nothing to undo: bootstrap.py has changed nothing for this user")
         return EXIT_OK
     for record in reversed(journal["os_store"]):
         OS.remove_ca(record) if record.get("undo") else None
-    for entry in reversed(journal["files"]):
+    while journal["files"]:
+        entry = journal["files"][-1]
         path = entry["path"]
         if os.path.isfile(path) and entry.get("after") and sha256_file(path) != entry["after"]:
             aside = "{}.changed-after-trustfix-{}".format(path, time.strftime("%Y%m%d%H%M%S"))
@@ -1149,12 +1188,17 @@ def undo(args, ui):
         for folder in entry.get("created_dirs", []):
             if os.path.isdir(folder) and not os.listdir(folder):
                 os.rmdir(folder)
+        journal["files"].pop()
+        journal_save(journal)
     for record in reversed(journal["os_store"]):
         if record.get("kind") == "file+command":
             run(record["command"])
             ui.step("undo", "changed", "removed the CA from the OS trust store ({})".format(" ".join(record["command"])))
-    for pkg in reversed(journal["packages"]):
-        undo_package(pkg, ui)
+    journal["os_store"] = []
+    while journal["packages"]:
+        undo_package(journal["packages"][-1], ui)
+        journal["packages"].pop()
+        journal_save(journal)
     shutil.rmtree(state_dir(), ignore_errors=True)
     for folder in journal.get("created_dirs", []):
         if os.path.isdir(folder) and not os.listdir(folder):
@@ -1165,21 +1209,33 @@ def undo(args, ui):
 
 def undo_package(pkg, ui):
     python, name = pkg["python"], pkg["name"]
+    folder = os.path.dirname(python)
+    where = os.path.dirname(folder) if os.path.basename(folder).lower() in ("bin", "scripts") else folder
     if not os.path.exists(python):
         ui.warn("{} no longer exists; {} cannot be put back there.".format(python, name))
         return
-    proc = run([python, "-m", "pip", "uninstall", "-y", "--disable-pip-version-check", name], env=pip_env())
-    if proc.returncode != 0:
-        ui.warn("could not uninstall {} from {}: {}".format(name, python, proc.stdout.strip()[-300:]))
-    if pkg.get("before"):
+    proc = run([python, "-m", "pip", "uninstall", "-y", "--disable-pip-version-check"] + pkg.get("flags", [])
+               + [name], env=pip_env())
+    if proc.returncode != 0 and not (name == "pip" and "No module named pip" in proc.stdout):
+        lines = [l.strip() for l in proc.stdout.splitlines() if l.strip()]
+        raise Failure("pip could not uninstall {} from {} ({}); nothing else was changed. Fix that, then run "
+                      "`bootstrap.py undo` again.".format(name, where, lines[-1] if lines else "no output"))
+    if pkg.get("backup"):
         backup = os.path.join(state_dir(), pkg["backup"])
         with open(os.path.join(backup, "manifest.json"), encoding="utf-8") as f:
-            for target, stored in json.load(f):
+            for item in json.load(f):
+                target, stored, link = (item + [None])[:3]             # [path, stored] from 0.1.0 journals
                 os.makedirs(os.path.dirname(target), exist_ok=True)
-                shutil.copy2(os.path.join(backup, stored), target)
-        ui.step("undo", "changed", "restored {} in {}".format(pkg["before"][:-len(".dist-info")], python))
+                if os.path.lexists(target):
+                    os.unlink(target)
+                if link is not None:
+                    os.symlink(link, target)
+                else:
+                    shutil.copy2(os.path.join(backup, stored), target)
+    if pkg.get("before"):
+        ui.step("undo", "changed", "restored {} in {}".format(pkg["before"][:-len(".dist-info")], where))
     else:
-        ui.step("undo", "changed", "removed {} from {}".format(name, python))
+        ui.step("undo", "changed", "removed {} from {}".format(name, where))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1585,13 +1641,7 @@ def install(plan, s, args, ui, journal, files, workdir):
     with open(requirements, "w", encoding="utf-8") as f:
         f.write("\n".join(p["line"] for p in plan["install"]) + "\n")
     for pin in plan["install"]:                                 # journal (and back up) before changing
-        if any(p["python"] == sys.executable and p["name"] == pin["name"] for p in journal["packages"]):
-            continue
-        if pin["name"] in s["dists"]:
-            backup_distribution(journal, pin["name"], s["dists"][pin["name"]][1], sys.executable, ui)
-        else:
-            journal["packages"].append({"python": sys.executable, "name": pin["name"], "before": None})
-            journal_save(journal)
+        backup_distribution(journal, pin, s["dists"].get(pin["name"], (None, None))[1], plan["flags"])
     started = time.time()
     cmd = [sys.executable, "-B", unpack_installer(files["pip"], workdir), "install", "--no-index", "--find-links", workdir,
            "--require-hashes", "--no-deps", "--disable-pip-version-check", "--no-input",
