@@ -1372,13 +1372,19 @@ def make_plan(s, args, ui):
         raise BadInput("wheels/ next to bootstrap.py has no wheel for {} on Python {}, and --offline forbids "
                        "downloading; use the complete bundle from IT or drop --offline.".format(
                            ", ".join(needed), vstr(py)))
-    if plan["source"] == "index" and needed:
-        error = plan["probe"].get("os", "")
-        if error.startswith("error:"):
-            raise Failure(error[len("error: "):])
+    error = next((v for v in plan["probe"].values() if v.startswith("error:")), None)
+    if error:                                      # a network that fails now fails pip later: change nothing
+        raise Failure(error[len("error: "):].rstrip(".") + "; nothing was changed." + (
+            " To install from the bundle without the network, run it with --offline." if usable else ""))
 
     # 5. The trust decision (DESIGN.md's table).
     decide_trust(plan, s, explicit, certifi_pem, py)
+    if plan["probe"]:
+        refuse_untrustable(plan, s, explicit, certifi_pem, py)
+    if plan["strategy"] == "bundle" and args.offline and not local["certifi"][0]:
+        raise BadInput("wheels/ next to bootstrap.py has no certifi wheel ({}=={}), whose roots the CA bundle "
+                       "needs, and --offline forbids downloading it; use the complete bundle from IT or drop "
+                       "--offline.".format("certifi", mine["certifi"]["version"]))
     if plan["strategy"] == "bundle":
         plan["bundle_path"] = os.path.join(OS.data_dir(args.scope) if args.scope != "site"
                                            else os.path.join(sys.prefix, "share", "trustfix"), "ca-bundle.pem")
@@ -1390,6 +1396,37 @@ def make_plan(s, args, ui):
                 raise BadInput("cannot write {}: its folder is not writable for this user; fix the "
                                "permissions, or choose another --scope.".format(path))
     return plan
+
+
+def refuse_untrustable(plan, s, explicit, certifi_pem, py):
+    """Online, stop before any change when the trust planned cannot verify the index: pip would still
+    fail afterwards. One more handshake, with the anchors pip will have: the OS store (pip >= 24.2 on
+    Python >= 3.10) or certifi, plus the bundle's CAs."""
+    probe, host = plan["probe"], urllib.parse.urlsplit(s["index_url"]).hostname
+    uses_os = py >= TRUSTSTORE_PYTHON and plan["pip_after"] and vtuple(plan["pip_after"]) >= PIP_OS_STORE
+    if plan["strategy"] == "none":
+        anchors = ("os", "certifi") if uses_os else ("certifi",)       # pip >= 24.2 loads certifi too
+        if any(probe.get(a) == "ok" for a in anchors) or not any(v.startswith("untrusted") for v in probe.values()):
+            return
+        verdict = "untrusted"
+    else:
+        pem = (certifi_pem or b"").decode("ascii", "replace") + "".join(der_to_pem(d) for d, _ in plan["extras"])
+        ctx = os_context() if uses_os else None
+        if ctx is not None:
+            ctx.load_verify_locations(cadata=pem)
+        else:
+            ctx = ssl.create_default_context(cadata=pem)
+        verdict = probe_index(s["index_url"], s["proxy"], [("planned", ctx)])["planned"]
+        if not verdict.startswith("untrusted"):
+            return
+    issuer = (plan.get("issuer") or {}).get("issuer") or "an issuer that could not be read"
+    if explicit:
+        raise BadInput("the CA(s) given ({}) do not verify {}, whose certificate is issued by {}; nothing was "
+                       "changed. Ask IT for the root CA that issued it and pass that with --ca-file.".format(
+                           ", ".join(i["subject"] for _, i in explicit), host, issuer))
+    raise Failure("{} presents a certificate issued by {}, which neither this computer's trust store nor certifi "
+                  "trusts, and no company CA was given; nothing was changed. Get that root CA from IT and run: "
+                  "python bootstrap.py --ca-file CA.pem".format(host, issuer))
 
 
 def merge_extras(new, previous_ders):
@@ -1891,7 +1928,7 @@ def main(argv=None):
         error = None
     except Failure as e:
         code, error = e.code, e.args[0]
-        ui.step("error", "failed", error[:1].upper() + error[1:])
+        ui.step("error", "failed", error)
         if not args.json:
             logfile = os.path.join(tempfile.gettempdir(), "trustfix-{}.log".format(time.strftime("%Y%m%d-%H%M%S")))
             try:

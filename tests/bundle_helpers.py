@@ -77,3 +77,22 @@ def installed_version(sb, python, name):
     out = sb.run([str(python), "-c", code])
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
+
+
+def bootstrap(sb, python, bundle, *args, **kw):
+    """Run the bundle's bootstrap.py with python in the sandbox sb, from the bundle's folder."""
+    return sb.run([str(python), str(Path(bundle) / "bootstrap.py")] + [str(a) for a in args], cwd=str(bundle), **kw)
+
+
+def out(result):
+    return result.stdout + result.stderr
+
+
+def by_version(version):
+    """The interpreter of that (major, minor), or skip the test."""
+    import pytest
+    from testbed import pythons
+    found = [i for i in pythons(min=version) if i.version[:2] == version]
+    if not found:
+        pytest.skip("Python {}.{} is not installed here".format(*version))
+    return found[0]

@@ -1,7 +1,6 @@
 """Fixtures of the corporate network in a box (see tests/testbed)."""
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace

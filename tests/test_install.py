@@ -3,7 +3,6 @@
 Every scenario runs the real bootstrap.py with a real interpreter, in the laptop sandbox of the test bed
 (tests/testbed): real venvs, real pip, the real HTTPS index and the real intercepting proxy.
 """
-import os
 import socket
 import threading
 import time
@@ -11,28 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bundle_helpers import ROOT, copy_bundle, expected_pins, installed_version, tree
+from bundle_helpers import ROOT, bootstrap, by_version, copy_bundle, expected_pins, installed_version, out, tree
 from testbed import make_venv, pythons
 
 pytestmark = pytest.mark.e2e
 
 ALL = pythons(min=(3, 6))
 SUPPORTED = pythons(min=(3, 8))
-
-
-def bootstrap(sb, python, bundle, *args, **kw):
-    return sb.run([str(python), str(Path(bundle) / "bootstrap.py")] + [str(a) for a in args], cwd=str(bundle), **kw)
-
-
-def out(result):
-    return result.stdout + result.stderr
-
-
-def by_version(version):
-    found = [i for i in pythons(min=version) if i.version[:2] == version]
-    if not found:
-        pytest.skip("Python {}.{} is not installed here".format(*version))
-    return found[0]
 
 
 # --- offline, from wheels/ -------------------------------------------------------------------------
@@ -293,6 +277,9 @@ def test_a_slow_index_times_out_instead_of_hanging(sandbox, silent_server, tmp_p
 OVERLAY = """set -e
 lib="$1"; upper="$2"; work="$3"; shift 3
 mount -t overlay overlay -o "lowerdir=$lib,upperdir=$upper,workdir=$work" "$lib"
+bin="$(dirname "$(dirname "$lib")")/bin"
+mkdir -p "$upper.bin" "$work.bin"
+mount -t overlay overlay -o "lowerdir=$bin,upperdir=$upper.bin,workdir=$work.bin" "$bin"
 : > "$lib/EXTERNALLY-MANAGED"
 exec "$@"
 """
@@ -308,7 +295,8 @@ def system_python(interp):
 
 @pytest.mark.parametrize("flag", [None, "--break-system-packages"])
 def test_an_externally_managed_python_is_left_alone_unless_asked(flag, sandbox, tmp_path):
-    """The interpreter's own lib/ is overlaid (writes land in `upper`), with a PEP 668 marker in it."""
+    """The interpreter's own lib/ and bin/ are overlaid (writes land in `upper`, `upper.bin`), with a PEP 668
+    marker in lib/: the interpreter itself is never changed."""
     interp = by_version((3, 12))
     python, stdlib = system_python(interp)
     upper, work = tmp_path / "upper", tmp_path / "work"
@@ -325,6 +313,7 @@ def test_an_externally_managed_python_is_left_alone_unless_asked(flag, sandbox, 
     else:
         assert "managed by the operating system" in result.stdout
         assert written == ["EXTERNALLY-MANAGED"]          # nothing else was written into this Python
+        assert not list((tmp_path / "upper.bin").iterdir())  # nor into its bin/
         assert "trust" in result.stdout                    # and it went on to the trust step
 
 

@@ -1,6 +1,5 @@
 """The corporate network in a box, proven: baselines that show the bug before any fix."""
 import socket
-import time
 
 import pytest
 
@@ -101,6 +100,7 @@ def test_the_proxy_refuses_hosts_it_does_not_route(proxy):
 
 
 def test_the_bed_starts_in_seconds(cas, index, proxy, record_property):
-    started = time.monotonic()
-    assert index.port and proxy.port
-    record_property("cas_seconds", round(cas.seconds, 2))
+    """The README says the bed starts in about a second; a bed that takes ten is broken (or the machine)."""
+    for name, seconds in (("cas", cas.seconds), ("index", index.seconds), ("proxy", proxy.seconds)):
+        record_property(name + "_seconds", round(seconds, 2))
+    assert cas.seconds + index.seconds + proxy.seconds < 10, (cas.seconds, index.seconds, proxy.seconds)

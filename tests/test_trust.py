@@ -5,7 +5,6 @@ All scenarios are end to end in the corporate network in a box (tests/testbed).
 """
 import base64
 import datetime
-import hashlib
 import re
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bundle_helpers import copy_bundle, expected_pins, installed_version, tree
+from bundle_helpers import bootstrap, copy_bundle, expected_pins, installed_version, out, tree
 from testbed import make_venv, pythons
 
 pytestmark = pytest.mark.e2e
@@ -24,14 +23,6 @@ SUPPORTED = pythons(min=(3, 8))
 PAIR = [i for i in SUPPORTED if i.version in ((3, 9), (3, 12))] or SUPPORTED[:1]
 PKG = "corp-hello"          # a wheel the test bed builds and serves through the proxy as if from pypi.org
 USER_CONF = ".config/pip/pip.conf"
-
-
-def bootstrap(sb, python, bundle, *args, **kw):
-    return sb.run([str(python), str(Path(bundle) / "bootstrap.py")] + [str(a) for a in args], cwd=str(bundle), **kw)
-
-
-def out(result):
-    return result.stdout + result.stderr
 
 
 def pip_install(sb, python, target):
@@ -102,15 +93,6 @@ def test_the_ca_shipped_in_the_bundle_is_used(interp, sandbox, proxy, cas, tmp_p
     result = bootstrap(sb, python, bundle)
     assert result.returncode == 0, out(result)
     assert pip_install(sb, python, tmp_path / "t").returncode == 0
-
-
-def test_without_any_way_to_trust_the_proxy_the_run_says_so_with_exit_code_3(sandbox, proxy, tmp_path):
-    interp = PAIR[-1]
-    sb = sandbox(corp_in_os_store=False, proxy=proxy)
-    python = make_venv(interp, tmp_path / "venv", with_pip=False)
-    result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"))
-    assert result.returncode == 3, out(result)
-    assert "does not trust pypi.org" in result.stdout or "could not reach" in result.stdout
 
 
 # --- what pip does with `cert`: ADDS on >= 3.10 with pip >= 24.2, REPLACES certifi before ---------

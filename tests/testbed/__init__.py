@@ -5,7 +5,6 @@ Everything runs on 127.0.0.1. See "Tests: the corporate network in a box" in DES
 import base64
 import glob
 import hashlib
-import io
 import os
 import re
 import shutil
@@ -200,6 +199,7 @@ def stop(proc):
 class Index:
     def __init__(self, packages, cert, key, workdir):
         self.packages, self.host = Path(packages), "127.0.0.1"
+        started = time.monotonic()
         portfile = Path(workdir) / "index.port"
         self.log = Path(workdir) / "index.log"
         self.proc = subprocess.Popen([sys.executable, str(HERE / "index_server.py"), str(packages), str(cert),
@@ -213,6 +213,7 @@ class Index:
         self.port = int(portfile.read_text())
         wait_for_port(self.port, self.proc, self.log)
         self.url = "https://127.0.0.1:{}/simple/".format(self.port)
+        self.seconds = time.monotonic() - started
 
     def stop(self):
         stop(self.proc)
@@ -220,6 +221,7 @@ class Index:
 
 class Proxy:
     def __init__(self, index, confdir, public_pem, workdir, auth=None):
+        started = time.monotonic()
         self.port = free_port()
         self.log = Path(workdir) / "proxy-{}.log".format(self.port)
         args = [sys.executable, "-c", "from mitmproxy.tools.main import mitmdump; mitmdump()",
@@ -233,6 +235,7 @@ class Proxy:
                                      start_new_session=True)
         wait_for_port(self.port, self.proc, self.log, timeout=60)
         self.url = "http://127.0.0.1:{}".format(self.port)
+        self.seconds = time.monotonic() - started
 
     def stop(self):
         stop(self.proc)
