@@ -46,12 +46,29 @@ __version__ = "0.1.0"
 HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_INDEX = "https://pypi.org/simple"
 FILES_HOST = "files.pythonhosted.org"
-TIMEOUT = float(os.environ.get("TRUSTFIX_TIMEOUT") or 15)   # seconds, any single network operation
+def env_seconds(name, default):
+    """A positive number of seconds from the environment; None when it is not one (parse_args says so)."""
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+def env_flag(name):
+    """True / False from 1, true, yes, on / 0, false, no, off or unset; None for anything else."""
+    value = (os.environ.get(name) or "").strip().lower()
+    return {"": False, "0": False, "false": False, "no": False, "off": False,
+            "1": True, "true": True, "yes": True, "on": True}.get(value)
+
+
+TIMEOUT = env_seconds("TRUSTFIX_TIMEOUT", 15) or 15.0       # seconds, any single network operation
 PIP_OS_STORE = (24, 2)         # first pip that verifies with the OS store (through truststore)
 TRUSTSTORE_PYTHON = (3, 10)    # truststore (and so pip's OS-store support) needs Python >= 3.10
 INSTALL = ("pip", "truststore")   # what is installed; certifi's wheel is read, not installed
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNVERIFIED = 0, 1, 2, 3
+SCOPES = ("user", "site", "global")
 
 
 class Failure(Exception):
@@ -143,7 +160,7 @@ def log(text):
     if text:
         _LOG.append(text)
         if UI.current is not None and UI.current.verbose:
-            UI.current.detail(text)
+            UI.current.dim(text)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -168,24 +185,30 @@ class UI:
 
     def say(self, text=""):
         if not self.json:
-            print(text, file=self.out)
+            encoding = getattr(self.out, "encoding", None) or "utf-8"     # Python 3.6 in the C locale: ascii
+            print(text.encode(encoding, "replace").decode(encoding), file=self.out)
             self.out.flush()
 
     def step(self, name, status, summary, **data):
         """Record a finished step. status: ok | changed | skipped | warning | problem | failed."""
         self.steps.append(dict(step=name, status=status, summary=summary, **data))
+        _LOG.append("[{}] {}: {}".format(status, name, summary))
         mark = {"ok": self._c("32", "ok"), "changed": self._c("32", "done"),
                 "skipped": self._c("2", "skip"), "warning": self._c("33", "warn"),
                 "problem": self._c("31", "PROB"), "failed": self._c("31", "FAIL")}[status]
         self.say("[{:>4}] {:<8} {}".format(mark, name, summary))
 
     def detail(self, text):
-        if not self.json:
-            for line in str(text).splitlines():
-                print("         " + self._c("2", line), file=self.out)
+        _LOG.append(str(text))
+        self.dim(text)
+
+    def dim(self, text):
+        for line in str(text).splitlines():
+            self.say("         " + self._c("2", line))
 
     def warn(self, text):
         self.warnings.append(text)
+        _LOG.append("[warning] " + text)
         self.say(self._c("33", "  warning: ") + text)
 
 
@@ -252,7 +275,10 @@ def parse_cert(der):
     """What bootstrap.py needs to know of a certificate, from its DER bytes."""
     _, cs, ce = _der(der, 0)
     tbs = list(_der_items(der, *_der(der, cs)[1:]))
-    if tbs and tbs[0][0] == 0xA0:                              # explicit version
+    version = 1                                                # X.509 v1 has no version field
+    if tbs and tbs[0][0] == 0xA0:                              # explicit version: INTEGER 1 (v2) or 2 (v3)
+        _, vs, ve = _der(der, tbs[0][1])
+        version = int.from_bytes(der[vs:ve], "big") + 1
         tbs = tbs[1:]
     # serial, signature algorithm, issuer, validity, subject, public key, [extensions]
     issuer, validity, subject = tbs[2], tbs[3], tbs[4]
@@ -274,6 +300,7 @@ def parse_cert(der):
         "not_before": _der_time(der, t1, b1, e1),
         "not_after": _der_time(der, t2, b2, e2),
         "is_ca": is_ca,
+        "version": version,
         "sha256": hashlib.sha256(der).hexdigest(),
     }
 
@@ -333,7 +360,7 @@ def load_ca_file(path, now=None):
         except (ValueError, IndexError, UnicodeDecodeError, ssl.SSLError):
             raise BadInput("{} is not a readable certificate (the data is damaged); ask IT for the "
                            "root CA file again.".format(path))
-        if not info["is_ca"]:
+        if not info["is_ca"] and not (info["version"] == 1 and info["self_signed"]):   # OpenSSL trusts a v1 root
             raise BadInput("{} is not a CA certificate but a server's own certificate ({}); give the "
                            "root CA that issued it ({}) instead.".format(path, info["subject"], info["issuer"]))
         if info["not_after"] < now:
@@ -1823,15 +1850,28 @@ every network operation (seconds).
 """.format(sep=os.pathsep)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one JSON document too when JSON was asked for."""
+    json_mode = False
+
+    def error(self, message):
+        if self.json_mode:
+            print(json.dumps({"trustfix": __version__, "command": None, "exit_code": EXIT_BAD_INPUT,
+                              "error": message, "steps": [], "warnings": []}, indent=2, sort_keys=True))
+            sys.exit(EXIT_BAD_INPUT)
+        argparse.ArgumentParser.error(self, message)
+
+
 def parse_args(argv):
     env = os.environ.get
-    parser = argparse.ArgumentParser(
+    argv = sys.argv[1:] if argv is None else argv
+    parser = Parser(
         prog="bootstrap.py", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Make pip work behind a TLS-intercepting corporate proxy, safely and for good.")
     parser.add_argument("command", nargs="?", default="install", choices=("install", "doctor", "undo"),
                         help="install (default): fix this Python; doctor: diagnose; undo: revert every change")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--offline", action="store_true", default=env("TRUSTFIX_OFFLINE") == "1",
+    where.add_argument("--offline", action="store_true", default=env_flag("TRUSTFIX_OFFLINE"),
                        help="use only the bundle's wheels; never contact the index (verification is skipped)")
     where.add_argument("--index-url", metavar="URL", default=env("TRUSTFIX_INDEX_URL"),
                        help="package index to download from and verify against (default: your pip "
@@ -1840,7 +1880,7 @@ def parse_args(argv):
                         default=[p for p in (env("TRUSTFIX_CA_FILE") or "").split(os.pathsep) if p],
                         help="a company root CA to trust (PEM or DER; repeatable). Default: ca/*.pem next "
                              "to this script, else the CAs your OS trusts beyond certifi")
-    parser.add_argument("--scope", choices=("user", "site", "global"), default=env("TRUSTFIX_SCOPE") or "user",
+    parser.add_argument("--scope", choices=SCOPES, default=env("TRUSTFIX_SCOPE") or "user",
                         help="which pip configuration file gets `cert` (default: user)")
     parser.add_argument("--add-to-os-store", action="store_true",
                         help="also add the given CAs to the operating system's trust store")
@@ -1849,11 +1889,21 @@ def parse_args(argv):
     parser.add_argument("--reinstall", action="store_true",
                         help="install the pinned pip/truststore even when an equal or newer one is present")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop; change nothing")
-    parser.add_argument("--json", action="store_true", default=env("TRUSTFIX_JSON") == "1",
+    parser.add_argument("--json", action="store_true", default=env_flag("TRUSTFIX_JSON"),
                         help="print one JSON document instead of text (for fleet tools)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the commands run and their output")
     parser.add_argument("--version", action="version", version="trustfix bootstrap " + __version__)
+    parser.json_mode = "--json" in argv or bool(env_flag("TRUSTFIX_JSON"))
     args = parser.parse_args(argv)
+    for name in ("TRUSTFIX_OFFLINE", "TRUSTFIX_JSON"):            # the defaults above skip argparse's checks
+        if env_flag(name) is None:
+            parser.error("{}={!r}: use 1 (or true, yes) or 0 (or false, no)".format(name, env(name)))
+    if args.scope not in SCOPES:
+        parser.error("TRUSTFIX_SCOPE={!r}: use one of {}".format(args.scope, ", ".join(SCOPES)))
+    if env_seconds("TRUSTFIX_TIMEOUT", 15) is None:
+        parser.error("TRUSTFIX_TIMEOUT={!r}: give a number of seconds, e.g. 15".format(env("TRUSTFIX_TIMEOUT")))
+    if args.offline and args.index_url:
+        parser.error("--offline (TRUSTFIX_OFFLINE) and --index-url (TRUSTFIX_INDEX_URL) exclude each other")
     if args.index_url and not re.match(r"^https?://[^/\s]+", args.index_url):
         parser.error("--index-url must be an http(s) URL, e.g. https://pypi.org/simple")
     return args
@@ -1872,6 +1922,8 @@ def survey_line(s):
 def json_safe(obj):
     if isinstance(obj, dict):
         return {k: json_safe(v) for k, v in obj.items() if k not in ("dists", "config_sources", "pins")}
+    if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], bytes):
+        return json_safe(obj[1])                                  # a certificate: (DER, what we know of it)
     if isinstance(obj, (list, tuple)):
         return [json_safe(v) for v in obj]
     if isinstance(obj, bytes):
@@ -1914,6 +1966,20 @@ def run_install(args, ui):
     return code, result
 
 
+def write_log(args):
+    """The failure log: every line of this run, with the commands and their output. Its path, or None."""
+    import tempfile
+    header = "trustfix {} {} with {} (Python {}) on {}, {}".format(
+        __version__, args.command, sys.executable, vstr(sys.version_info[:3]), OS.name, time.strftime("%Y-%m-%d %H:%M:%S"))
+    try:
+        fd, path = tempfile.mkstemp(prefix="trustfix-{}-".format(time.strftime("%Y%m%d-%H%M%S")), suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("\n".join([header] + _LOG) + "\n")
+        return path
+    except OSError:
+        return None
+
+
 def main(argv=None):
     args = parse_args(argv)
     ui = UI(json_mode=args.json, verbose=args.verbose)
@@ -1929,19 +1995,20 @@ def main(argv=None):
     except Failure as e:
         code, error = e.code, e.args[0]
         ui.step("error", "failed", error)
-        if not args.json:
-            logfile = os.path.join(tempfile.gettempdir(), "trustfix-{}.log".format(time.strftime("%Y%m%d-%H%M%S")))
-            try:
-                with open(logfile, "w", encoding="utf-8") as f:
-                    f.write("\n".join(_LOG) + "\n")
-                ui.say("  details: " + logfile)
-            except OSError:
-                pass
     except KeyboardInterrupt:
         code, error = EXIT_FAILED, "interrupted; run bootstrap.py again to finish, or `bootstrap.py undo`"
         ui.step("error", "failed", error)
+    except Exception as e:                                      # a bug: one sentence here, the traceback in the log
+        import traceback
+        _LOG.append(traceback.format_exc())
+        code, error = EXIT_FAILED, "unexpected error ({}: {}); this is a bug in bootstrap.py: please send the log " \
+            "file below to IT".format(type(e).__name__, e)
+        ui.step("error", "failed", error)
+    logfile = write_log(args) if error else None
+    if logfile:
+        ui.say("  details: " + logfile)
     if args.json:
-        doc = {"trustfix": __version__, "command": args.command, "exit_code": code, "error": error,
+        doc = {"trustfix": __version__, "command": args.command, "exit_code": code, "error": error, "log": logfile,
                "seconds": round(time.time() - started, 3), "steps": ui.steps, "warnings": ui.warnings}
         doc.update(json_safe(result))
         print(json.dumps(doc, indent=2, sort_keys=True, default=str))

@@ -913,8 +913,8 @@ def load_cas(path: str, now: datetime.datetime) -> list[dict]:
             not_before, not_after = cert.not_valid_before_utc, cert.not_valid_after_utc
             try:
                 is_ca = cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
-            except x509.ExtensionNotFound:
-                is_ca = False
+            except x509.ExtensionNotFound:               # an X.509 v1 self-signed root is a CA to OpenSSL
+                is_ca = cert.version == x509.Version.v1 and cert.subject == cert.issuer
         except ValueError as exc:
             raise BadInput("{} holds a damaged certificate ({}); {}.".format(which, exc, expected)) from None
         if not is_ca:

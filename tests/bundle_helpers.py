@@ -96,3 +96,21 @@ def by_version(version):
     if not found:
         pytest.skip("Python {}.{} is not installed here".format(*version))
     return found[0]
+
+
+def openssl_v1_cert(tmp_path, name, signer=None):
+    """An X.509 v1 certificate (no extensions at all) made by the openssl command: self-signed, or signed
+    by signer (a (cert, key) path pair). cryptography can only make v3."""
+    key, csr, crt = (tmp_path / (name + ext) for ext in (".key", ".csr", ".pem"))
+    import subprocess
+
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
+        "-subj", "/CN=" + name, "-out", str(csr))
+    if signer:
+        run("x509", "-req", "-in", str(csr), "-CA", str(signer[0]), "-CAkey", str(signer[1]), "-set_serial", "7",
+            "-days", "30", "-out", str(crt))
+    else:
+        run("x509", "-req", "-in", str(csr), "-signkey", str(key), "-days", "30", "-out", str(crt))
+    return crt, key

@@ -41,6 +41,8 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
+from bundle_helpers import openssl_v1_cert
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 RECORDED = DATA / "recorded"
@@ -143,7 +145,8 @@ def cryptography_view(cert):
             "self_signed": cert.subject == cert.issuer,
             "not_before": cert.not_valid_before_utc.replace(tzinfo=None),
             "not_after": cert.not_valid_after_utc.replace(tzinfo=None),
-            "is_ca": is_ca, "sha256": cert.fingerprint(hashes.SHA256()).hex()}
+            "is_ca": is_ca, "version": {x509.Version.v1: 1, x509.Version.v3: 3}[cert.version],
+            "sha256": cert.fingerprint(hashes.SHA256()).hex()}
 
 
 @pytest.fixture(scope="module")
@@ -331,6 +334,19 @@ def test_load_ca_file_refuses_bad_input_naming_file_and_reason(tmp_path, corp, k
     assert str(path) in message
     for word in words:
         assert word in message
+
+
+def test_load_ca_file_takes_an_x509_v1_root_and_refuses_a_v1_leaf(tmp_path):
+    """OpenSSL trusts a self-signed v1 certificate as a root (old corporate CAs are made that way); a v1
+    certificate signed by another is a server's, whatever its lack of basicConstraints."""
+    root = openssl_v1_cert(tmp_path, "Old Corp Root v1")
+    assert x509.load_pem_x509_certificate(root[0].read_bytes()).version == x509.Version.v1
+    (der_root, info), = bootstrap.load_ca_file(str(root[0]))
+    assert info["version"] == 1 and info["self_signed"] and info["subject"] == "CN=Old Corp Root v1"
+    leaf = openssl_v1_cert(tmp_path, "pypi.org", signer=root)
+    with pytest.raises(bootstrap.BadInput) as e:
+        bootstrap.load_ca_file(str(leaf[0]))
+    assert "not a CA certificate" in e.value.args[0] and "CN=Old Corp Root v1" in e.value.args[0]
 
 
 def test_load_ca_file_missing_path_is_bad_input(tmp_path):
@@ -1818,9 +1834,9 @@ def scrubbed_env(home):
     return env
 
 
-def cli(args, home, python=None, cwd=None):
+def cli(args, home, python=None, cwd=None, env=None):
     proc = subprocess.run([python or sys.executable, str(ROOT / "bootstrap.py")] + list(args),
-                          env=scrubbed_env(home), cwd=str(cwd or home), stdout=subprocess.PIPE,
+                          env=dict(scrubbed_env(home), **(env or {})), cwd=str(cwd or home), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
     return proc.returncode, proc.stdout + proc.stderr
 
@@ -1849,6 +1865,65 @@ def test_bad_usage_exits_2_and_says_why(laptop, args, words):
     assert code == 2
     for word in words:
         assert word in out
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"TRUSTFIX_SCOPE": "machine"}, ["TRUSTFIX_SCOPE='machine'", "user, site, global"]),
+    ({"TRUSTFIX_TIMEOUT": "15s"}, ["TRUSTFIX_TIMEOUT='15s'", "number of seconds"]),
+    ({"TRUSTFIX_TIMEOUT": "0"}, ["TRUSTFIX_TIMEOUT='0'"]),
+    ({"TRUSTFIX_OFFLINE": "maybe"}, ["TRUSTFIX_OFFLINE='maybe'"]),
+    ({"TRUSTFIX_JSON": "si"}, ["TRUSTFIX_JSON='si'"]),
+    ({"TRUSTFIX_OFFLINE": "1", "TRUSTFIX_INDEX_URL": "https://mirror.example/simple"}, ["exclude each other"])],
+    ids=lambda v: ",".join("{}={}".format(k, x) for k, x in v.items()) if isinstance(v, dict) else None)
+def test_bad_environment_settings_exit_2_and_name_the_variable(laptop, env, words):
+    """Fleet tools set options as TRUSTFIX_* variables: a wrong one is bad usage, not a silent default."""
+    code, out = cli(["--dry-run"], laptop, env=env)
+    assert code == 2, out
+    for word in words:
+        assert word in out
+    assert "Traceback" not in out and os.listdir(str(laptop)) == []
+
+
+@pytest.mark.parametrize("value", ["1", "true", "Yes", "on"])
+def test_trustfix_offline_takes_the_usual_spellings_of_yes(laptop, value):
+    code, out = cli(["--dry-run", "--json"], laptop, env={"TRUSTFIX_OFFLINE": value})
+    doc = json.loads(out[out.index("{"):])
+    assert code == 0 and doc["plan"]["probe"] == {}, out          # offline: the index was not probed
+
+
+@pytest.mark.parametrize("args,env", [(["--json", "--scope", "machine"], {}), (["--json", "repair"], {}),
+                                      (["--dry-run"], {"TRUSTFIX_JSON": "1", "TRUSTFIX_TIMEOUT": "soon"})],
+                         ids=["bad choice", "bad command", "bad variable"])
+def test_with_json_a_usage_error_is_one_json_document_too(laptop, args, env):
+    code, out = cli(args, laptop, env=env)
+    doc = json.loads(out[out.index("{"):out.rindex("}") + 1])
+    assert code == 2 and doc["exit_code"] == 2 and doc["error"] and doc["trustfix"] == bootstrap.__version__
+
+
+def test_a_failure_leaves_a_log_with_the_sentence_and_every_step(laptop):
+    missing = str(laptop / "corp-root.pem")
+    code, out = cli(["--offline", "--ca-file", missing], laptop)
+    assert code == 2
+    m = re.search(r"details: (\S+\.log)", out)
+    assert m, out
+    log = Path(m.group(1)).read_text()
+    Path(m.group(1)).unlink()
+    assert "does not exist" in log and missing in log          # the sentence
+    assert "survey" in log and sys.executable in log            # the steps before it, and which Python
+    code, out = cli(["--offline", "--json", "--ca-file", missing], laptop)
+    doc = json.loads(out[out.index("{"):])
+    assert doc["log"] and "does not exist" in Path(doc["log"]).read_text()
+    Path(doc["log"]).unlink()
+
+
+def test_python_3_6_in_the_c_locale_prints_a_non_ascii_ca_name(laptop, tmp_path):
+    """Python 3.6 in the C locale writes ASCII only (3.7+ coerce the locale): no traceback over a CA's name."""
+    root = make_cert(dn("Müller Root CA", "Müller GmbH"))[0]
+    ca = write(tmp_path / "mueller.pem", pem(root))
+    code, out = cli(["--dry-run", "--offline", "--ca-file", str(ca)], laptop, python=need_python("3.6"),
+                    env={"LANG": "C", "LC_ALL": "C"})
+    assert code == 0 and "Traceback" not in out, out
+    assert "M?ller Root CA" in out
 
 
 def test_a_missing_ca_file_exits_2_names_it_and_changes_nothing(laptop):

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from bundle_helpers import openssl_v1_cert
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build.py"
 
@@ -649,6 +651,14 @@ def test_zip_refuses_a_bad_ca_naming_the_file_and_writes_nothing(tree, tmp_path,
     assert "expected" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists() and not (tree / "dist").exists()
+
+
+def test_zip_takes_an_x509_v1_root(tree, tmp_path):
+    """A self-signed v1 certificate (no extensions: old corporate roots) is a CA to OpenSSL, so to us too."""
+    crt, _ = openssl_v1_cert(tmp_path, "Old Corp Root v1")
+    result = run_build("zip", "--ca", crt, "-o", tmp_path / "x.zip", root=tree)
+    assert result.returncode == 0, result.stderr
+    assert "Old Corp Root v1" in result.stdout + result.stderr
 
 
 # ------------------------------------------------------------------------------------------------
