@@ -1844,9 +1844,11 @@ examples:
 
 exit codes: 0 done or nothing to do; 1 failed (nothing left half-changed); 2 bad usage or bad input;
             3 installed and configured, but the final check against the index failed.
+            doctor: 0 pip reaches the index with verified TLS; 1 it names a problem and its fix.
 Every option can also come from the environment: TRUSTFIX_OFFLINE=1, TRUSTFIX_INDEX_URL=...,
-TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_JSON=1; TRUSTFIX_TIMEOUT=15 bounds
-every network operation (seconds).
+TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_JSON=1 (yes/no: 1, true, yes / 0,
+false, no); TRUSTFIX_TIMEOUT=15 bounds every network operation (seconds). A failed run prints the
+path of a log file with every step and command.
 """.format(sep=os.pathsep)
 
 
