@@ -181,24 +181,32 @@ def test_a_venv_recreated_at_the_same_path_gets_its_own_pip_back_on_undo(sandbox
 
 # --- bad input and failures: one sentence, the right exit code, nothing changed -----------------
 
+def refused_without_change(sb, interp, tmp_path, code, words, *args, bundle=None, **kw):
+    """Run bootstrap.py on a bare venv of interp (with the full bundle unless one is given): it must exit
+    with code, say every one of words, and leave the venv and HOME exactly as they were."""
+    venv = tmp_path / "venv"
+    python = make_venv(interp, venv, with_pip=False)
+    bundle = bundle or copy_bundle(tmp_path / "bundle")
+    before = snapshot(venv, sb.home)
+    result = bootstrap(sb, python, bundle, *args, **kw)
+    assert result.returncode == code, out(result)
+    for word in words:
+        assert word in result.stdout, out(result)
+    after = snapshot(venv, sb.home)
+    assert after == before, changes(before, after)
+    assert installed_version(sb, python, "pip") == "absent"
+
+
 def test_offline_without_the_certifi_wheel_is_bad_input_and_changes_nothing(sandbox, cas, tmp_path):
     """On Python < 3.10 the trust step writes a bundle of certifi's roots + the CA: offline, without the
     certifi wheel, that bundle cannot be made, which must be said before anything is installed."""
-    sb = sandbox(offline=True)
-    venv = tmp_path / "venv"
-    python = make_venv(by_version((3, 9)), venv, with_pip=False)
     bundle = copy_bundle(tmp_path / "bundle")
     certifi = list((bundle / "wheels").glob("certifi-*.whl"))
     assert certifi
     for wheel in certifi:
         wheel.unlink()
-    before = snapshot(venv, sb.home)
-    result = bootstrap(sb, python, bundle, "--offline", "--ca-file", cas.corp_pem)
-    assert result.returncode == 2, out(result)
-    assert "certifi" in result.stdout and "--offline" in result.stdout, out(result)
-    after = snapshot(venv, sb.home)
-    assert after == before, changes(before, after)
-    assert installed_version(sb, python, "pip") == "absent"
+    refused_without_change(sandbox(offline=True), by_version((3, 9)), tmp_path, 2, ["certifi", "--offline"],
+                           "--offline", "--ca-file", cas.corp_pem, bundle=bundle)
 
 
 @pytest.mark.parametrize("interp", PAIR, ids=str)
@@ -206,31 +214,13 @@ def test_no_network_and_no_offline_flag_stops_before_any_change(interp, sandbox,
     """wheels/ is there, but without --offline the run means to reach the index: with no network it stops
     (it cannot check trust), names the host, and points at --offline for whoever meant the bundle."""
     sb = sandbox(offline=True)                                   # a network namespace with only loopback
-    venv = tmp_path / "venv"
-    python = make_venv(interp, venv, with_pip=False)
-    bundle = copy_bundle(tmp_path / "bundle")
-    before = snapshot(venv, sb.home)
-    result = bootstrap(sb, python, bundle, env_extra={"TRUSTFIX_TIMEOUT": "3"}, timeout=120)
-    assert result.returncode == 1, out(result)
-    assert "pypi.org" in result.stdout and "--offline" in result.stdout, out(result)
-    after = snapshot(venv, sb.home)
-    assert after == before, changes(before, after)
-    assert installed_version(sb, python, "pip") == "absent"
+    refused_without_change(sb, interp, tmp_path, 1, ["pypi.org", "--offline", "nothing was changed"],
+                           env_extra={"TRUSTFIX_TIMEOUT": "3"}, timeout=120)
 
 
 def test_a_proxy_asking_for_a_login_stops_before_any_change_even_with_wheels(sandbox, index, make_proxy, tmp_path):
-    locked = make_proxy(index, auth="alice:s3cret")
-    sb = sandbox(corp_in_os_store=True, proxy=locked)
-    venv = tmp_path / "venv"
-    python = make_venv(by_version((3, 12)), venv, with_pip=False)
-    bundle = copy_bundle(tmp_path / "bundle")
-    before = snapshot(venv, sb.home)
-    result = bootstrap(sb, python, bundle)
-    assert result.returncode == 1, out(result)
-    assert "407" in result.stdout, out(result)
-    after = snapshot(venv, sb.home)
-    assert after == before, changes(before, after)
-    assert installed_version(sb, python, "pip") == "absent"
+    sb = sandbox(corp_in_os_store=True, proxy=make_proxy(index, auth="alice:s3cret"))
+    refused_without_change(sb, by_version((3, 12)), tmp_path, 1, ["407", "nothing was changed"])
 
 
 @pytest.mark.parametrize("interp", list(reversed(PAIR)), ids=str)
@@ -238,29 +228,13 @@ def test_an_interception_ca_nobody_trusts_stops_before_any_change(interp, sandbo
     """The proxy re-signs pypi.org with the corporate CA; neither the OS store nor certifi has it and no
     --ca-file is given: the run names who signed the certificate and how to trust it, and changes nothing."""
     sb = sandbox(corp_in_os_store=False, proxy=proxy)
-    venv = tmp_path / "venv"
-    python = make_venv(interp, venv, with_pip=False)
-    bundle = copy_bundle(tmp_path / "bundle")
-    before = snapshot(venv, sb.home)
-    result = bootstrap(sb, python, bundle)
-    assert result.returncode == 1, out(result)
-    assert "Example Corp Interception (test)" in result.stdout and "--ca-file" in result.stdout, out(result)
-    after = snapshot(venv, sb.home)
-    assert after == before, changes(before, after)
-    assert installed_version(sb, python, "pip") == "absent"
+    refused_without_change(sb, interp, tmp_path, 1, ["Example Corp Interception (test)", "--ca-file"])
 
 
 def test_a_ca_file_that_does_not_verify_the_index_is_bad_input_and_changes_nothing(sandbox, proxy, cas, tmp_path):
     """IT handed out the wrong root (here: the public one, while the proxy re-signs with the corporate one):
     the run checks the planned trust against the index before it changes anything."""
     sb = sandbox(corp_in_os_store=False, proxy=proxy)
-    venv = tmp_path / "venv"
-    python = make_venv(by_version((3, 9)), venv, with_pip=False)
-    bundle = copy_bundle(tmp_path / "bundle")
-    before = snapshot(venv, sb.home)
-    result = bootstrap(sb, python, bundle, "--ca-file", cas.public_pem)
-    assert result.returncode == 2, out(result)
-    assert "Public Web PKI (test)" in result.stdout and "do not verify pypi.org" in result.stdout, out(result)
-    assert "Example Corp Interception (test)" in result.stdout, out(result)
-    after = snapshot(venv, sb.home)
-    assert after == before, changes(before, after)
+    refused_without_change(sb, by_version((3, 9)), tmp_path, 2,
+                           ["Public Web PKI (test)", "do not verify pypi.org", "Example Corp Interception (test)"],
+                           "--ca-file", cas.public_pem)
