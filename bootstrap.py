@@ -114,6 +114,11 @@ def vstr(t):
     return ".".join(str(x) for x in t)
 
 
+def pip_uses_os_store(python, pip_version):
+    """Whether that pip on that Python verifies with the OS trust store (truststore) plus certifi."""
+    return bool(python >= TRUSTSTORE_PYTHON and pip_version and vtuple(pip_version) >= PIP_OS_STORE)
+
+
 def atomic_write(path, data, mode=0o644):
     """Write bytes to path through a temporary file in the same directory and os.replace."""
     folder = os.path.dirname(path) or "."
@@ -1430,12 +1435,11 @@ def refuse_untrustable(plan, s, explicit, certifi_pem, py):
     fail afterwards. One more handshake, with the anchors pip will have: the OS store (pip >= 24.2 on
     Python >= 3.10) or certifi, plus the bundle's CAs."""
     probe, host = plan["probe"], urllib.parse.urlsplit(s["index_url"]).hostname
-    uses_os = py >= TRUSTSTORE_PYTHON and plan["pip_after"] and vtuple(plan["pip_after"]) >= PIP_OS_STORE
+    uses_os = pip_uses_os_store(py, plan["pip_after"])
     if plan["strategy"] == "none":
         anchors = ("os", "certifi") if uses_os else ("certifi",)       # pip >= 24.2 loads certifi too
         if any(probe.get(a) == "ok" for a in anchors) or not any(v.startswith("untrusted") for v in probe.values()):
             return
-        verdict = "untrusted"
     else:
         pem = (certifi_pem or b"").decode("ascii", "replace") + "".join(der_to_pem(d) for d, _ in plan["extras"])
         ctx = os_context() if uses_os else None
@@ -1474,7 +1478,7 @@ def decide_trust(plan, s, explicit, certifi_pem, py):
     """Fill plan's strategy ('none' | 'bundle'), extras and reason from the survey and the probe."""
     pip_after, probe = plan["pip_after"], plan["probe"]
     host = urllib.parse.urlsplit(s["index_url"]).hostname
-    uses_os = py >= TRUSTSTORE_PYTHON and pip_after is not None and vtuple(pip_after) >= PIP_OS_STORE
+    uses_os = pip_uses_os_store(py, pip_after)
     os_roots = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
     if uses_os:
         missing = [(d, i) for d, i in explicit if i["sha256"] not in os_roots]
@@ -2082,7 +2086,7 @@ def tls_check(url, proxy, context, timeout=DOCTOR_TIMEOUT):
 def pip_context(s, pip_version):
     """The trust anchors this pip would use: (SSLContext or None, description)."""
     py = sys.version_info[:2]
-    uses_os = py >= TRUSTSTORE_PYTHON and pip_version and vtuple(pip_version) >= PIP_OS_STORE
+    uses_os = pip_uses_os_store(py, pip_version)
     cert = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or \
         config_value(s["config_sources"], "cert")[0]
     certifi = s["certifi_files"][0][0] if s["certifi_files"] else None
@@ -2123,7 +2127,7 @@ def doctor(args, ui):
     ui.say("trustfix doctor {}: {} ({})".format(__version__, sys.executable, OS.name))
     py = sys.version_info[:2]
     pip_v, ts_v = s["pip"], s["truststore"]
-    uses_os = py >= TRUSTSTORE_PYTHON and pip_v and vtuple(pip_v) >= PIP_OS_STORE
+    uses_os = pip_uses_os_store(py, pip_v)
     check("python", "ok", "Python {}, {}".format(s["python"]["version"], s["openssl"]))
     if not pip_v:
         check("pip", "problem", "no pip in this Python; fix: python bootstrap.py")
