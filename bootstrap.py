@@ -68,6 +68,7 @@ TRUSTSTORE_PYTHON = (3, 10)    # truststore (and so pip's OS-store support) need
 INSTALL = ("pip", "truststore")   # what is installed; certifi's wheel is read, not installed
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNVERIFIED = 0, 1, 2, 3
+SCHEMA_VERSION = 1             # of the --json report (deploy/report.schema.json); bump on an incompatible change
 SCOPES = ("user", "site", "global")
 
 
@@ -160,6 +161,15 @@ def run(cmd, env=None, timeout=600, cwd=None):
 _LOG = []
 
 
+def changed(path=None, package=None):
+    """Record one changed file (its path) or package ("pip 26.3 in /venv") for the report."""
+    ui = UI.current
+    if ui is not None:
+        kind, what = ("files", path) if path else ("packages", package)
+        if what not in ui.changed[kind]:
+            ui.changed[kind].append(what)
+
+
 def log(text):
     """Detail lines: shown with -v, kept for the failure log."""
     if text:
@@ -183,6 +193,7 @@ class UI:
         self.colour = tty and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
         self.steps = []
         self.warnings = []
+        self.changed = {"files": [], "packages": []}    # what this run changed (the report lists it)
         UI.current = self
 
     def _c(self, code, text):
@@ -1128,6 +1139,7 @@ def change_file(journal, path, data, mode=0o644):
         journal["files"].append(entry)
         journal_save(journal)
     atomic_write(path, data, entry["mode"] or mode)
+    changed(path)
     entry["after"] = hashlib.sha256(data).hexdigest()
     journal_save(journal)
     return True
@@ -1214,9 +1226,11 @@ def undo(args, ui):
         if entry["existed"]:
             atomic_write(path, read_bytes(os.path.join(state_dir(), entry["backup"])), entry["mode"])
             ui.step("undo", "changed", "restored " + path)
+            changed(path)
         elif os.path.exists(path):
             os.unlink(path)
             ui.step("undo", "changed", "removed " + path)
+            changed(path)
         for folder in entry.get("created_dirs", []):
             if os.path.isdir(folder) and not os.listdir(folder):
                 os.rmdir(folder)
@@ -1264,6 +1278,7 @@ def undo_package(pkg, ui):
                     os.symlink(link, target)
                 else:
                     shutil.copy2(os.path.join(backup, stored), target)
+    changed(package="{} in {}".format(name, where))
     if pkg.get("before"):
         ui.step("undo", "changed", "restored {} in {}".format(pkg["before"][:-len(".dist-info")], where))
     else:
@@ -1723,6 +1738,8 @@ def install(plan, s, args, ui, journal, files, workdir):
         tail = "\n".join(proc.stdout.strip().splitlines()[-5:])
         raise Failure("pip could not install {}:\n{}".format(
             ", ".join(p["name"] for p in plan["install"]), tail))
+    for p in plan["install"]:
+        changed(package="{} {} in {}".format(p["name"], p["version"], plan["where"]))
     ui.step("install", "changed", "{} into {} ({:.1f} s)".format(
         ", ".join("{} {}".format(p["name"], p["version"]) for p in plan["install"]), plan["where"],
         time.time() - started))
@@ -1862,8 +1879,9 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         if self.json_mode:
-            print(json.dumps({"trustfix": __version__, "command": None, "exit_code": EXIT_BAD_INPUT,
-                              "error": message, "steps": [], "warnings": []}, indent=2, sort_keys=True))
+            print(json.dumps({"schema_version": SCHEMA_VERSION, "trustfix": __version__, "command": None,
+                              "exit_code": EXIT_BAD_INPUT, "error": message, "changed": False, "files_changed": [],
+                              "packages_changed": [], "steps": [], "warnings": []}, indent=2, sort_keys=True))
             sys.exit(EXIT_BAD_INPUT)
         argparse.ArgumentParser.error(self, message)
 
@@ -2014,8 +2032,11 @@ def main(argv=None):
     if logfile:
         ui.say("  details: " + logfile)
     if args.json:
-        doc = {"trustfix": __version__, "command": args.command, "exit_code": code, "error": error, "log": logfile,
-               "seconds": round(time.time() - started, 3), "steps": ui.steps, "warnings": ui.warnings}
+        doc = {"schema_version": SCHEMA_VERSION, "trustfix": __version__, "command": args.command,
+               "exit_code": code, "error": error, "log": logfile, "seconds": round(time.time() - started, 3),
+               "changed": bool(ui.changed["files"] or ui.changed["packages"]),
+               "files_changed": ui.changed["files"], "packages_changed": ui.changed["packages"],
+               "steps": ui.steps, "warnings": ui.warnings}
         doc.update(json_safe(result))
         print(json.dumps(doc, indent=2, sort_keys=True, default=str))
     return code
