@@ -86,6 +86,15 @@ class TLSVerifyError(Exception):
     """The server's certificate did not verify (as opposed to a network failure)."""
 
 
+class NetworkError(Failure):
+    """The index could not be reached. kind: 'nonet' (no route, no DNS: this computer is offline) or
+    'error' (a proxy that refuses or wants a login, a timeout, an HTTP error: a network that is there)."""
+
+    def __init__(self, text, kind="error"):
+        Failure.__init__(self, text)
+        self.kind = kind
+
+
 # --------------------------------------------------------------------------------------------------
 # Small utilities
 # --------------------------------------------------------------------------------------------------
@@ -948,6 +957,17 @@ def network_failure(exc, url, proxy):
     return "could not reach {}{}: {}.".format(host, via, text)
 
 
+def no_network(exc):
+    """True when a failure means this computer has no network: a name that cannot be resolved, or no
+    route to the host (ENETUNREACH, EHOSTUNREACH, ENETDOWN). A refusal, a 407 or a timeout means a
+    network that is there but fails, which the user must hear about."""
+    import errno
+    reason = getattr(exc, "reason", exc)
+    if isinstance(reason, socket.gaierror):
+        return True
+    return isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN)
+
+
 def opener(context, proxy):
     import urllib.request
     handlers = [urllib.request.HTTPSHandler(context=context)]
@@ -969,7 +989,7 @@ def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         if _is_cert_error(e):
             raise TLSVerifyError(str(getattr(e, "reason", e)))
-        raise Failure(network_failure(e, url, proxy))
+        raise NetworkError(network_failure(e, url, proxy), "nonet" if no_network(e) else "error")
 
 
 def https_connection(host, port, proxy, context, timeout):
@@ -1017,7 +1037,7 @@ def probe_index(url, proxy, contexts):
             if "answered HTTP" in e.args[0]:
                 results[label] = "ok"                        # TLS worked; the page is another matter
             else:
-                results[label] = "error: " + e.args[0]
+                results[label] = "{}: {}".format(getattr(e, "kind", "error"), e.args[0])
                 break                                         # the network itself fails: stop here
     return results
 
@@ -1340,6 +1360,38 @@ def previous_extras(bundle_path):
     return pem_certs(head)
 
 
+def bundle_contents(path):
+    """(certifi version, {sha256: subject} of the corporate CAs) of a bundle this product wrote, or None."""
+    try:
+        data = read_bytes(path)
+    except OSError:
+        return None
+    if not data.startswith(b"# trustfix CA bundle"):
+        return None
+    m = re.search(rb"\n# certifi (\S+)\n", data)
+    extras = {}
+    for der in pem_certs(data.split(b"\n# certifi ", 1)[0]):
+        try:
+            info = parse_cert(der)
+        except (ValueError, IndexError):
+            continue
+        extras[info["sha256"]] = info["subject"]
+    return (m.group(1).decode("ascii", "replace") if m else "?"), extras
+
+
+def bundle_changes(old, certifi_version, extras):
+    """What a refresh changes in words: ['certifi A -> B', 'added CA X', ...] ([] for a new bundle)."""
+    if old is None:
+        return []
+    out = []
+    if old[0] != certifi_version:
+        out.append("certifi {} -> {}".format(old[0], certifi_version))
+    for _, info in extras:
+        if info["sha256"] not in old[1]:
+            out.append("added " + info["subject"])
+    return out
+
+
 def make_bundle(certifi_pem, certifi_version, extras):
     """Our CA bundle: the corporate CAs, then certifi's roots. Deterministic, ASCII."""
     lines = ["# trustfix CA bundle for pip: {} corporate CA(s) + certifi {} (Mozilla's roots).".format(
@@ -1354,7 +1406,9 @@ def make_bundle(certifi_pem, certifi_version, extras):
     return text.encode("ascii") + certifi_pem
 
 
-def make_plan(s, args, ui):
+def make_plan(s, args, ui, workdir=None):
+    """Decide everything and validate every input; change nothing. workdir: where a file the decision
+    needs (certifi's wheel, when neither wheels/ nor this Python has one) may be downloaded to."""
     py = sys.version_info[:2]
     pins = read_pins(os.path.join(HERE, "hashes.txt"))
     mine = pins_for(pins, py)
@@ -1368,7 +1422,8 @@ def make_plan(s, args, ui):
                            vstr(py), "; ".join(sorted({p["marker"] for p in pins if p["name"] == "pip"}))))
     plan = {"pins": mine, "install": [], "skip_install": None, "flags": [], "where": None,
             "source": None, "strategy": "none", "extras": [], "trust_reason": "", "probe": {},
-            "bundle_path": None, "config_path": None, "notes": []}
+            "bundle_path": None, "config_path": None, "notes": [],
+            "mode": "offline" if args.offline else "online"}
 
     # 1. What to install, and where.
     flags, skip, where = install_target(s, args)
@@ -1406,22 +1461,36 @@ def make_plan(s, args, ui):
         elif s["certifi_files"]:
             certifi_pem = read_bytes(s["certifi_files"][0][0])
     if not args.offline:
-        contexts = [("os", os_context()), ("certifi", cadata_context(certifi_pem) if certifi_pem else None)]
-        plan["probe"] = probe_index(s["index_url"], s["proxy"], contexts)
+        plan["probe"] = probe_index(s["index_url"], s["proxy"], [("os", os_context())])
+        reached = not plan["probe"]["os"].startswith(("error", "nonet"))
+        if reached and certifi_pem is None and workdir and "certifi" in mine:
+            # a bare venv and no wheels/: the pinned certifi wheel (SHA-256 checked) tells the OS store's
+            # extra roots apart from Mozilla's, and the bundle is made of it
+            plan["certifi_wheel"] = download_verified([mine["certifi"]], s, ui, workdir)["certifi"]
+            certifi_pem = read_zip_member(plan["certifi_wheel"], "certifi/cacert.pem")
+        if reached:
+            plan["probe"].update(probe_index(s["index_url"], s["proxy"], [
+                ("certifi", cadata_context(certifi_pem) if certifi_pem else None)]))
         if any(v.startswith("untrusted") for v in plan["probe"].values()):
             plan["issuer"] = presented_issuer(s["index_url"], s["proxy"])
 
     # 4. Where the packages come from.
     needed = [p["name"] for p in plan["install"]]
     usable = all(local[n][0] for n in set(needed) | {"pip"}) and not args.index_url
+    nonet = next((v for v in plan["probe"].values() if v.startswith("nonet:")), None)
+    if nonet and usable and local.get("certifi", (None,))[0]:
+        # no route, no DNS: an air-gapped or off-VPN computer, and the bundle has what this Python needs
+        args.offline, plan["probe"], plan["mode"] = True, {}, "offline (no network)"
+        ui.step("network", "warning", "no network ({}); installing from the bundle's wheels as --offline "
+                "would".format(nonet[len("nonet: "):].rstrip(".")))
     plan["source"] = "wheels" if usable else "index"
     if plan["source"] == "index" and needed and args.offline:
         raise BadInput("wheels/ next to bootstrap.py has no wheel for {} on Python {}, and --offline forbids "
                        "downloading; use the complete bundle from IT or drop --offline.".format(
                            ", ".join(needed), vstr(py)))
-    error = next((v for v in plan["probe"].values() if v.startswith("error:")), None)
+    error = next((v.split(": ", 1)[1] for v in plan["probe"].values() if v.startswith(("error:", "nonet:"))), None)
     if error:                                      # a network that fails now fails pip later: change nothing
-        raise Failure(error[len("error: "):].rstrip(".") + "; nothing was changed." + (
+        raise Failure(error.rstrip(".") + "; nothing was changed." + (
             " To install from the bundle without the network, run it with --offline." if usable else ""))
 
     # 5. The trust decision (DESIGN.md's table).
@@ -1463,6 +1532,13 @@ def refuse_untrustable(plan, s, explicit, certifi_pem, py):
         else:
             ctx = ssl.create_default_context(cadata=pem)
         verdict = probe_index(s["index_url"], s["proxy"], [("planned", ctx)])["planned"]
+        if uses_os and not verdict.startswith("untrusted"):
+            alone = probe_index(s["index_url"], s["proxy"], [("bundle", ssl.create_default_context(cadata=pem))])
+            if alone["bundle"].startswith("untrusted"):
+                plan["notes"].append("the CA(s) for the bundle ({}) do not verify {} ({}): this pip works through "
+                                     "the OS store, but pips that read only the bundle (new venvs' older pips) will "
+                                     "fail; pass the CA that issued it with --ca-file".format(
+                                         ", ".join(i["subject"] for _, i in plan["extras"]), host, issuer_text(plan)))
         if not verdict.startswith("untrusted"):
             return
     issuer = (plan.get("issuer") or {}).get("issuer") or "an issuer that could not be read"
@@ -1490,26 +1566,41 @@ def merge_extras(new, previous_ders):
 
 
 def decide_trust(plan, s, explicit, certifi_pem, py):
-    """Fill plan's strategy ('none' | 'bundle'), extras and reason from the survey and the probe."""
+    """Fill plan's strategy ('none' | 'bundle'), extras and reason from the survey and the probe.
+
+    The user's pip configuration is read by every pip of this user: new venvs' bundled pips (certifi only,
+    up to 23.x on 3.10-3.12), other Pythons' pips, pipx's. So whenever a corporate CA is known (given,
+    shipped in ca/, or the OS root behind the index's presented chain) the bundle and `cert` are written,
+    also when this interpreter's pip verifies through the OS store: there `cert` adds to it."""
     pip_after, probe = plan["pip_after"], plan["probe"]
     host = urllib.parse.urlsplit(s["index_url"]).hostname
     uses_os = pip_uses_os_store(py, pip_after)
-    os_roots = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
+    others = "written for every pip of this user (new venvs' older pips, other Pythons)"
     if uses_os:
-        missing = [(d, i) for d, i in explicit if i["sha256"] not in os_roots]
-        if missing:
-            plan.update(strategy="bundle", extras=missing, trust_reason="pip {} uses the OS trust store, but it "
-                        "lacks {}".format(pip_after, ", ".join(i["subject"] for _, i in missing)))
+        this = "pip {} on Python {} uses the OS trust store".format(pip_after, vstr(py))
+        if explicit:
+            os_roots = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
+            missing = [i["subject"] for d, i in explicit if i["sha256"] not in os_roots]
+            plan.update(strategy="bundle", extras=explicit, trust_reason="{}{}; a bundle of certifi + the given "
+                        "CA(s) is {}".format(this, ", which lacks " + ", ".join(missing) if missing else "", others))
         elif probe.get("os", "").startswith("untrusted"):
             plan.update(trust_reason="the OS trust store does not trust {} ({}); pass the issuing CA with "
                         "--ca-file".format(host, issuer_text(plan)))
             plan["notes"].append(plan["trust_reason"])
+        elif probe.get("certifi", "").startswith("untrusted"):     # intercepted: the OS has a root certifi lacks
+            extras, how = os_extras(plan, certifi_pem, s)
+            if extras:
+                plan.update(strategy="bundle", extras=extras, trust_reason="{} and it verifies {}; a bundle of "
+                            "certifi + {} is {}".format(this, host, how, others))
+            else:
+                plan["trust_reason"] = "{} and it verifies {}; {}".format(this, host, how)
+                plan["notes"].append(older_pips_note(host, "no CA could be identified"))
+        elif probe:
+            plan["trust_reason"] = "{}; certifi alone verifies {} too (no interception): nothing to write".format(
+                this, host) if probe.get("certifi") == "ok" else "{}; nothing to write".format(this)
         else:
-            checked = ("it verifies {}".format(host) if probe.get("os") == "ok" else
-                       "{} was not checked (offline)".format(host) if not probe else
-                       "{} could not be reached to check".format(host))
-            plan["trust_reason"] = "pip {} on Python {} uses the OS trust store and {}; nothing to write".format(
-                pip_after, vstr(py), checked)
+            plan["trust_reason"] = "{}; {} was not checked (offline): nothing to write".format(this, host)
+            plan["notes"].append(older_pips_note(host, "offline, no CA was given or shipped in ca/"))
         return
     why = "Python {} (pip cannot use the OS store before 3.10)".format(vstr(py)) if py < TRUSTSTORE_PYTHON \
         else "pip {} (certifi only; the OS store needs pip >= 24.2)".format(pip_after or "not installed")
@@ -1524,6 +1615,12 @@ def decide_trust(plan, s, explicit, certifi_pem, py):
             plan.update(strategy="bundle", extras=extras, trust_reason="{}: a bundle of certifi + {}".format(why, how))
         else:
             plan["trust_reason"] = "{}; {}".format(why, how)
+
+
+def older_pips_note(host, why):
+    return ("{}: this pip works through the OS store, but venvs made later get an older bundled pip (certifi "
+            "only) that will fail TLS to {}; ship the company CA in ca/ (build.py zip --ca CA.pem) or run "
+            "bootstrap.py once online".format(why, host))
 
 
 def os_extras(plan, certifi_pem, s=None):
@@ -1651,6 +1748,9 @@ def acquire(plan, s, ui, workdir):
     wanted = [mine[n] for n in sorted(names) if n in mine]
     local = {p["name"]: find_wheel(os.path.join(HERE, "wheels"), p)[0] for p in wanted}
     files, missing = {}, []
+    if plan.get("certifi_wheel"):                            # downloaded (and checked) while planning
+        files["certifi"] = plan["certifi_wheel"]
+        wanted = [p for p in wanted if p["name"] != "certifi"]
     for pin in wanted:
         if local[pin["name"]] and plan["source"] == "wheels" or (pin["name"] == "certifi" and local["certifi"]):
             copy = os.path.join(workdir, os.path.basename(local[pin["name"]]))
@@ -1756,6 +1856,7 @@ def configure_trust(plan, s, args, ui, journal, files):
     certifi_version = plan["pins"]["certifi"]["version"]
     certifi_pem = read_zip_member(files["certifi"], "certifi/cacert.pem")
     bundle = make_bundle(certifi_pem, certifi_version, plan["extras"])
+    refreshed = bundle_changes(bundle_contents(plan["bundle_path"]), certifi_version, plan["extras"])
     changed = change_file(journal, plan["bundle_path"], bundle)
     path = plan["config_path"]
     encoding = pip_config_encoding()                            # what pip reads it in (not always UTF-8)
@@ -1763,8 +1864,9 @@ def configure_trust(plan, s, args, ui, journal, files):
         "# pip configuration. `cert` was set by trustfix bootstrap.py (undo: python bootstrap.py undo).\n"
     new = set_ini_key(text, "global", "cert", plan["bundle_path"])
     changed = change_file(journal, path, new.encode(encoding)) or changed
-    ui.step("trust", "changed" if changed else "ok", "{} {} ({} extra CA(s) + certifi {}); cert set in {}".format(
-        "wrote" if changed else "unchanged:", plan["bundle_path"], len(plan["extras"]), certifi_version, path))
+    ui.step("trust", "changed" if changed else "ok", "{} {} ({} extra CA(s) + certifi {}{}); cert set in {}".format(
+        ("refreshed" if refreshed else "wrote") if changed else "unchanged:", plan["bundle_path"], len(plan["extras"]),
+        certifi_version, "; " + "; ".join(refreshed) if refreshed and changed else "", path))
     if args.add_to_os_store:
         changed = add_to_os_store(plan, ui, journal) or changed
     return changed
@@ -1808,7 +1910,9 @@ def state_key(plan):
 
 def verify(plan, s, args, ui, journal, changed):
     if args.offline:
-        ui.step("verify", "skipped", "--offline: the index was not contacted")
+        ui.step("verify", "skipped", "no network: pip was not checked against the index (run bootstrap.py again "
+                "online to check it)" if plan["mode"] == "offline (no network)" else
+                "--offline: the index was not contacted")
         return EXIT_OK
     pip_now = installed_distributions().get("pip")
     if not pip_now:
@@ -1963,21 +2067,21 @@ def run_install(args, ui):
     ui.step("survey", "ok", survey_line(s))
     for text in survey_warnings(s):
         ui.warn(text)
-    plan = make_plan(s, args, ui)
-    lines = describe_plan(plan, s, args)
-    ui.step("plan", "ok", lines[0])
-    for line in lines[1:]:
-        ui.detail(line)
-    for name, result in sorted(plan["probe"].items()):
-        log("TLS to {} with {}: {}".format(s["index_url"], name, result))
-    for note in plan["notes"]:
-        ui.warn(note)
-    result = {"survey": s, "plan": plan}
-    if args.dry_run:
-        ui.say("--dry-run: nothing was changed.")
-        return EXIT_OK, result
-    journal = journal_load()
     with tempfile.TemporaryDirectory(prefix="trustfix-", dir=OS.scratch_dir()) as workdir:
+        plan = make_plan(s, args, ui, workdir)
+        lines = describe_plan(plan, s, args)
+        ui.step("plan", "ok", lines[0])
+        for line in lines[1:]:
+            ui.detail(line)
+        for name, result in sorted(plan["probe"].items()):
+            log("TLS to {} with {}: {}".format(s["index_url"], name, result))
+        for note in plan["notes"]:
+            ui.warn(note)
+        result = {"survey": s, "plan": plan, "mode": plan["mode"]}
+        if args.dry_run:
+            ui.say("--dry-run: nothing was changed.")
+            return EXIT_OK, result
+        journal = journal_load()
         files = acquire(plan, s, ui, workdir)                  # verified files in a temp folder: no change yet
         if (plan["install"] or plan["strategy"] == "bundle") and not os.path.isfile(journal_path()):
             journal_save(journal)          # before the first change, so a killed run's folders are known
@@ -2220,7 +2324,7 @@ def doctor(args, ui):
     for url in targets:
         host = urllib.parse.urlsplit(url).hostname
         results = {"certifi": tls_check(url, s["proxy"], certifi_ctx), "os": tls_check(url, s["proxy"], os_context())}
-        network = results["os"]["status"] in ("proxy-auth", "dns", "refused", "timeout", "error")
+        network = results["os"]["status"] in NETWORK_DOWN
         results["pip"] = results["os"] if network else tls_check(url, s["proxy"], ctx)
         summary = "{}{}: certifi {}, OS store {}, pip ({}) {}".format(
             host, " via " + re.sub(r"//[^@/]*@", "//***@", s["proxy"]) if s["proxy"] else "",
@@ -2249,6 +2353,12 @@ def doctor(args, ui):
         else:
             os_has, skew = False, None
         verdict = tls_verdict(failed, host, issuer, os_has, results, py, pip_v, skew)
+    bundle = bundle_check(s, network_ok=not any(r["name"] == "tls" and r["results"]["os"]["status"] in NETWORK_DOWN
+                                                 for r in report["checks"]))
+    if bundle:
+        check("bundle", bundle[0], bundle[1])
+        if bundle[2]:
+            problems.append(bundle[2])
     if trusted and not verdict:
         where, line = trusted[0]
         verdict = ("pip verifies TLS, but {} sets {}: verification is off for those hosts".format(where, line),
@@ -2263,6 +2373,44 @@ def doctor(args, ui):
     if verdict:
         ui.say("Fix:     " + verdict[1])
     return (EXIT_OK if ok else EXIT_FAILED), {"doctor": report}
+
+
+NETWORK_DOWN = ("proxy-auth", "dns", "refused", "timeout", "error")
+
+
+def bundle_check(s, network_ok=True):
+    """(status, text, problem or None) for the bundle this product wrote and `cert` names; None if none.
+    Drift: a bundle older than the certifi pin shipped next to this script, or one that no longer holds
+    the CA the index (the proxy) presents now: then only pips that use the OS store still work."""
+    path = config_value(s["config_sources"], "cert")[0]
+    contents = bundle_contents(path) if path else None
+    if not contents:
+        return None
+    version, extras = contents
+    what = "{}: certifi {} + {} CA(s)".format(path, version, len(extras))
+    try:
+        pinned = [p["version"] for p in read_pins(os.path.join(HERE, "hashes.txt")) if p["name"] == "certifi"]
+    except Failure:
+        pinned = []
+    if pinned and vtuple(version) < vtuple(pinned[-1]):
+        return ("problem", "{}, older than the certifi {} this bundle of bootstrap.py pins; run python bootstrap.py "
+                "to refresh it".format(what, pinned[-1]),
+                ("the CA bundle {} is older than the certifi pin shipped ({} < {})".format(path, version, pinned[-1]),
+                 "python bootstrap.py   (refreshes the bundle)"))
+    if network_ok:
+        index = s["index_url"]
+        host = urllib.parse.urlsplit(index).hostname
+        result = tls_check(index, s["proxy"], ssl.create_default_context(cafile=path))
+        if result["status"] == "untrusted":
+            presented = presented_issuer(index, s["proxy"])
+            issuer = presented["issuer"] if presented else "an issuer that could not be read"
+            return ("problem", "{}, lacks the CA {} presents now (issued by {}): pips that read only the bundle "
+                    "(new venvs' older pips) fail".format(what, host, issuer),
+                    ("the CA bundle {} lacks {}, which issues {}'s certificate now".format(path, issuer, host),
+                     "get that root CA from IT and run: python bootstrap.py --ca-file CA.pem"))
+        if result["status"] == "ok":
+            return "ok", "{}, verifies {}".format(what, host), None
+    return "ok", what, None
 
 
 def network_verdict(failed, host, proxy):

@@ -1473,21 +1473,43 @@ def test_trust_python_3_9_bundles_the_given_cas(os_store, corp):
     assert "3.9" in plan["trust_reason"]
 
 
-def test_trust_python_3_12_new_pip_os_ok_writes_nothing(os_store, corp):
+def test_trust_python_3_12_new_pip_intercepted_bundles_the_root_for_the_users_other_pips(os_store, corp):
+    """pip 26.3 itself works through the OS store, but the user's next venv gets pip 23.x (certifi only):
+    the root behind the presented chain goes into the bundle all the same."""
+    os_store(public_roots() + [der(corp["root"]), der(corp["other"])])
+    presented = bootstrap.parse_cert(der(corp["leaf"]))
+    plan = trust_plan("26.3", {"os": "ok", "certifi": UNTRUSTED}, issuer=presented)
+    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 12))
+    assert plan["strategy"] == "bundle" and extras_of(plan) == [der(corp["root"])]
+    assert "every pip of this user" in plan["trust_reason"] and plan["notes"] == []
+
+
+def test_trust_python_3_12_new_pip_bundles_every_given_ca_also_those_the_os_has(os_store, corp):
     os_store(public_roots() + [der(corp["root"])])
-    for explicit in ([], given(corp["root"])):
+    for explicit, lacks in ((given(corp["root"]), False), (given(corp["root"], corp["other"]), True)):
         plan = trust_plan("26.3", {"os": "ok", "certifi": UNTRUSTED})
         bootstrap.decide_trust(plan, S, explicit, certifi_pem(), (3, 12))
-        assert plan["strategy"] == "none" and plan["extras"] == [] and plan["notes"] == []
-        assert "nothing to write" in plan["trust_reason"]
+        assert plan["strategy"] == "bundle" and extras_of(plan) == [d for d, _ in explicit]
+        assert ("lacks C=DE, O=Somebody Else, CN=Other Private Root" in plan["trust_reason"]) == lacks
 
 
-def test_trust_python_3_12_new_pip_bundles_only_the_given_ca_the_os_lacks(os_store, corp):
+def test_trust_python_3_12_new_pip_not_intercepted_writes_nothing(os_store, corp):
     os_store(public_roots() + [der(corp["root"])])
-    plan = trust_plan("26.3", {"os": "ok", "certifi": UNTRUSTED})
-    bootstrap.decide_trust(plan, S, given(corp["root"], corp["other"]), certifi_pem(), (3, 12))
-    assert plan["strategy"] == "bundle" and extras_of(plan) == [der(corp["other"])]
-    assert "Other Private Root" in plan["trust_reason"]
+    plan = trust_plan("26.3", {"os": "ok", "certifi": "ok"})
+    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 12))
+    assert plan["strategy"] == "none" and plan["notes"] == [] and "nothing to write" in plan["trust_reason"]
+
+
+@pytest.mark.parametrize("probe", [{}, {"os": "ok", "certifi": UNTRUSTED}], ids=["offline", "issuer unknown"])
+def test_trust_python_3_12_new_pip_no_ca_identifiable_says_older_pips_will_fail(os_store, corp, probe):
+    os_store(public_roots() + [der(corp["root"])])
+    plan = trust_plan("26.3", probe, issuer=bootstrap.parse_cert(der(corp["leaf"])) if probe else None)
+    if probe:
+        plan["issuer"]["issuer"] = "CN=Nobody The OS Knows"
+    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 12))
+    assert plan["strategy"] == "none"
+    [note] = plan["notes"]
+    assert "older bundled pip" in note and "ca/" in note and "online" in note
 
 
 def test_trust_python_3_12_old_pip_bundles_the_given_cas(os_store, corp):

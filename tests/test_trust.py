@@ -50,7 +50,7 @@ def assert_certifi_untouched(sb, python):
 # --- the promise ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("interp", SUPPORTED, ids=str)
-def test_after_bootstrap_a_plain_pip_install_works_through_the_intercepting_proxy(interp, sandbox, proxy, tmp_path):
+def test_after_bootstrap_a_plain_pip_install_works_through_the_intercepting_proxy(interp, sandbox, proxy, cas, tmp_path):
     sb = sandbox(corp_in_os_store=True, proxy=proxy)
     python = make_venv(interp, tmp_path / "venv", with_pip=False)
     bundle = copy_bundle(tmp_path / "bundle")
@@ -65,12 +65,11 @@ def test_after_bootstrap_a_plain_pip_install_works_through_the_intercepting_prox
     configs = pip_configs(sb.home)
     for conf in configs:
         assert "trusted" not in conf.read_text()
-    if interp.version >= (3, 10):
-        assert configs == [], "pip >= 24.2 uses the OS store: nothing to write"
-    else:
-        text = (Path(sb.home) / USER_CONF).read_text()
-        bundle_path = re.search(r"^cert = (.+)$", text, re.M).group(1)
-        assert not bundle_path.startswith(str(tmp_path / "venv"))     # never inside site-packages
+    # the proxy presents the corporate root: every Python gets the bundle, for the user's other pips too
+    text = (Path(sb.home) / USER_CONF).read_text()
+    bundle_path = re.search(r"^cert = (.+)$", text, re.M).group(1)
+    assert not bundle_path.startswith(str(tmp_path / "venv"))     # never inside site-packages
+    assert cas.corp_pem.read_bytes().strip() in Path(bundle_path).read_bytes()
     assert_certifi_untouched(sb, python)
 
 
