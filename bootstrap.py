@@ -47,12 +47,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_INDEX = "https://pypi.org/simple"
 FILES_HOST = "files.pythonhosted.org"
 def env_seconds(name, default):
-    """A positive number of seconds from the environment; None when it is not one (parse_args says so)."""
+    """A number of seconds, more than 0 and at most an hour, from the environment; None when it is not
+    one (parse_args says so): inf, nan or 1e400 would pass float() and then overflow a socket timeout."""
     try:
         value = float(os.environ.get(name) or default)
     except ValueError:
         return None
-    return value if value > 0 else None
+    return value if 0 < value <= 3600 else None
 
 
 def env_flag(name):
@@ -152,10 +153,21 @@ def read_bytes(path):
         return f.read()
 
 
+def python_cmd(python, *args, **kw):
+    """A Python child isolated from the user's environment: -E (no PYTHONPATH, PYTHONSTARTUP, ...) and -s
+    (no user site) unless user_site=True (a pip installed with --user lives there). run() also starts it
+    in an empty private folder, so a pip/ (or any module) planted in the current directory is never
+    imported: Python < 3.11 puts the current directory first on sys.path for -m, and -P does not exist."""
+    return [python, "-E"] + ([] if kw.get("user_site") else ["-s"]) + list(args)
+
+
 def run(cmd, env=None, timeout=600, cwd=None):
     """Every subprocess goes through here, so tests (and -v) can see the exact command line."""
     import subprocess
     log("$ " + " ".join(cmd))
+    private = None
+    if cwd is None:
+        private = cwd = tempfile.mkdtemp(prefix="trustfix-cwd-")       # empty, mode 0700, ours
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                               timeout=timeout, cwd=cwd, universal_newlines=True)
@@ -163,6 +175,9 @@ def run(cmd, env=None, timeout=600, cwd=None):
         raise Failure("{} did not finish within {} seconds.".format(os.path.basename(cmd[0]), timeout))
     except OSError as e:
         raise Failure("could not run {}: {}.".format(cmd[0], e.strerror or e))
+    finally:
+        if private:
+            shutil.rmtree(private, ignore_errors=True)
     log(proc.stdout.rstrip())
     return proc
 
@@ -1194,7 +1209,7 @@ def backup_distribution(journal, pin, dist_info, flags):
         if old.get("backup"):
             shutil.rmtree(os.path.join(state_dir(), old["backup"]), ignore_errors=True)
     entry = {"python": sys.executable, "name": pin["name"], "before": before, "after": after,
-             "flags": [f for f in flags if f == "--break-system-packages"]}
+             "flags": [f for f in flags if f == "--break-system-packages"], "user_site": "--user" in flags}
     paths = script_paths(pin["name"], flags)
     if dist_info:
         site_dir = os.path.dirname(dist_info)
@@ -1280,7 +1295,8 @@ def undo_package(pkg, ui):
     if not os.path.exists(python):
         ui.warn("{} no longer exists; {} cannot be put back there.".format(python, name))
         return
-    proc = run([python, "-m", "pip", "uninstall", "-y", "--disable-pip-version-check"] + pkg.get("flags", [])
+    proc = run(python_cmd(python, "-m", "pip", "uninstall", "-y", "--disable-pip-version-check",
+                          user_site=pkg.get("user_site", True)) + pkg.get("flags", [])
                + [name], env=pip_env())
     if proc.returncode != 0 and not (name == "pip" and "No module named pip" in proc.stdout):
         lines = [l.strip() for l in proc.stdout.splitlines() if l.strip()]
@@ -1826,7 +1842,7 @@ def install(plan, s, args, ui, journal, files, workdir):
     for pin in plan["install"]:                                 # journal (and back up) before changing
         backup_distribution(journal, pin, s["dists"].get(pin["name"], (None, None))[1], plan["flags"])
     started = time.time()
-    cmd = [sys.executable, "-B", unpack_installer(files["pip"], workdir), "install", "--no-index", "--find-links", workdir,
+    cmd = python_cmd(sys.executable, "-B", unpack_installer(files["pip"], workdir)) + ["install", "--no-index", "--find-links", workdir,
            "--require-hashes", "--no-deps", "--disable-pip-version-check", "--no-input",
            "--no-warn-script-location", "--progress-bar", "off", "-r", requirements] + plan["flags"]
     if s["python"]["venv"] or "--user" in plan["flags"]:
@@ -1926,7 +1942,10 @@ def verify(plan, s, args, ui, journal, changed):
     pin = plan["pins"]["pip"]
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="trustfix-verify-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-cache-dir", "--dest", tmp,
+        import site
+        in_user_site = pip_now[1].startswith(str(getattr(site, "getusersitepackages", lambda: "\0")()))
+        cmd = python_cmd(sys.executable, "-m", "pip", "download", user_site=in_user_site) + [
+               "--no-deps", "--no-cache-dir", "--dest", tmp,
                "--disable-pip-version-check", "--timeout", str(int(TIMEOUT)), "--retries", "1",
                "pip=={}".format(pin["version"])]
         proc = run(cmd, env=dict(os.environ), timeout=180)
@@ -2029,7 +2048,8 @@ def parse_args(argv):
     if args.scope not in SCOPES:
         parser.error("TRUSTFIX_SCOPE={!r}: use one of {}".format(args.scope, ", ".join(SCOPES)))
     if env_seconds("TRUSTFIX_TIMEOUT", 15) is None:
-        parser.error("TRUSTFIX_TIMEOUT={!r}: give a number of seconds, e.g. 15".format(env("TRUSTFIX_TIMEOUT")))
+        parser.error("TRUSTFIX_TIMEOUT={!r}: give a number of seconds from 1 to 3600, e.g. 15".format(
+            env("TRUSTFIX_TIMEOUT")))
     if args.offline and args.index_url:
         parser.error("--offline (TRUSTFIX_OFFLINE) and --index-url (TRUSTFIX_INDEX_URL) exclude each other")
     if args.index_url and not re.match(r"^https?://[^/\s]+", args.index_url):

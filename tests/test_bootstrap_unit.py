@@ -1303,7 +1303,7 @@ def test_install_runs_the_pinned_pip_from_its_wheel_isolated(tmp_path, monkeypat
                       files, str(workdir))
     [call] = recorder.calls
     req = str(workdir / "requirements.txt")
-    assert call["cmd"] == [sys.executable, "-B", str(workdir / "installer" / "pip"), "install", "--no-index", "--find-links",
+    assert call["cmd"] == [sys.executable, "-E", "-s", "-B", str(workdir / "installer" / "pip"), "install", "--no-index", "--find-links",
                            str(workdir), "--require-hashes", "--no-deps", "--disable-pip-version-check",
                            "--no-input", "--no-warn-script-location", "--progress-bar", "off", "-r", req] \
         + flags + extra
