@@ -209,15 +209,6 @@ def test_offline_without_the_certifi_wheel_is_bad_input_and_changes_nothing(sand
                            "--offline", "--ca-file", cas.corp_pem, bundle=bundle)
 
 
-@pytest.mark.parametrize("interp", PAIR, ids=str)
-def test_no_network_and_no_offline_flag_stops_before_any_change(interp, sandbox, tmp_path):
-    """wheels/ is there, but without --offline the run means to reach the index: with no network it stops
-    (it cannot check trust), names the host, and points at --offline for whoever meant the bundle."""
-    sb = sandbox(offline=True)                                   # a network namespace with only loopback
-    refused_without_change(sb, interp, tmp_path, 1, ["pypi.org", "--offline", "nothing was changed"],
-                           env_extra={"TRUSTFIX_TIMEOUT": "3"}, timeout=120)
-
-
 def test_a_proxy_asking_for_a_login_stops_before_any_change_even_with_wheels(sandbox, index, make_proxy, tmp_path):
     sb = sandbox(corp_in_os_store=True, proxy=make_proxy(index, auth="alice:s3cret"))
     refused_without_change(sb, by_version((3, 12)), tmp_path, 1, ["407", "nothing was changed"])
