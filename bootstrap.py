@@ -10,8 +10,8 @@ the Python to be fixed, does one straight pass:
 
 It installs the pinned pip (and truststore on Python >= 3.10) from the hash-checked wheels next to it
 (or downloads exactly those files, accepting each only if its SHA-256 matches hashes.txt), configures
-pip's permanent trust (nothing at all when pip already uses the OS store; otherwise `cert =` a bundle of
-certifi's roots plus the corporate CAs), checks that a fresh pip reaches the index, and records every
+pip's permanent trust (`cert =` a bundle of certifi's roots plus the corporate CAs in the user's pip
+configuration, which every pip of the user reads, whenever a corporate CA is known), checks that a fresh pip reaches the index, and records every
 change so that `bootstrap.py undo` puts every file back byte for byte.
 
 Standard library only; one file; starts on Python 3.6 (so it can say what it supports).
@@ -66,6 +66,7 @@ def env_flag(name):
 TIMEOUT = env_seconds("TRUSTFIX_TIMEOUT", 15) or 15.0       # seconds, any single network operation
 PIP_OS_STORE = (24, 2)         # first pip that verifies with the OS store (through truststore)
 TRUSTSTORE_PYTHON = (3, 10)    # truststore (and so pip's OS-store support) needs Python >= 3.10
+MIN_PYTHON = (3, 6)            # the oldest Python this script (and a pip for it) serves
 INSTALL = ("pip", "truststore")   # what is installed; certifi's wheel is read, not installed
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNVERIFIED = 0, 1, 2, 3
@@ -1966,6 +1967,306 @@ def verify(plan, s, args, ui, journal, changed):
 
 
 # --------------------------------------------------------------------------------------------------
+# Every Python on this machine: found where installers put them, probed in a child (read only)
+# --------------------------------------------------------------------------------------------------
+
+SCRIPT = os.path.abspath(__file__)
+# Runs in each Python found, 2.7 included (so it can be named as unsupported): prints one JSON line.
+# Reads file names only; imports nothing of pip's. With -E -s and an empty working folder (run()).
+PYTHON_PROBE = r"""
+import json, os, sys
+try:
+    import sysconfig
+    purelib, stdlib = sysconfig.get_path("purelib"), sysconfig.get_path("stdlib")
+except Exception:
+    purelib = stdlib = None
+try:
+    import site
+    user = site.getusersitepackages()
+except Exception:
+    user = None
+def dist(name):
+    for d in [p for p in sys.path if p] + [user]:
+        try:
+            names = sorted(os.listdir(d))
+        except Exception:
+            continue
+        for n in names:
+            low = n.lower()
+            if low.startswith(name + "-") and low.endswith(".dist-info"):
+                return n[len(name) + 1:-len(".dist-info")], d
+    return None, None
+pip, pip_dir = dist("pip")
+ts = dist("truststore")[0]
+ep = wheel = None
+try:
+    import ensurepip, glob
+    ep = ensurepip.version()
+    found = [w for d in (os.path.join(os.path.dirname(ensurepip.__file__), "_bundled"),
+                         getattr(ensurepip, "_WHEEL_PKG_DIR", None)) if d       # Debian, Fedora: a system folder
+             for w in sorted(glob.glob(os.path.join(d, "pip-*.whl")))]
+    wheel = found[0] if found else None
+except Exception:
+    pass
+venv = sys.prefix != getattr(sys, "base_prefix", getattr(sys, "real_prefix", sys.prefix))
+path = purelib
+while path and not os.path.exists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+print(json.dumps({"version": list(sys.version_info[:3]), "implementation": sys.platform and
+                  getattr(getattr(sys, "implementation", None), "name", "cpython"),
+                  "executable": sys.executable, "prefix": sys.prefix, "venv": venv,
+                  "pip": pip, "pip_dir": pip_dir, "truststore": ts, "ensurepip": ep, "ensurepip_wheel": wheel,
+                  "externally_managed": bool(not venv and stdlib and
+                                             os.path.isfile(os.path.join(stdlib, "EXTERNALLY-MANAGED"))),
+                  "writable": bool(path and os.access(path, os.W_OK))}))
+"""
+_PYTHON_NAME = re.compile(r"^python(3(\.\d+)?)?(\.exe)?$", re.I)
+
+
+def python_candidates(environ=None):
+    """Paths of the Python interpreters installed where installers put them: the py launcher's list on
+    Windows; python3.X on PATH; pyenv; Homebrew; the python.org framework; /usr/bin and /usr/local/bin."""
+    import glob
+    environ = os.environ if environ is None else environ
+    path = environ.get("PATH", os.defpath)
+    found = []
+    if os.name == "nt":
+        launcher = shutil.which("py", path=path)
+        if launcher:
+            proc = run([launcher, "-0p"], timeout=30)
+            found += re.findall(r"([A-Za-z]:\\[^\r\n*]*?python\.exe)", proc.stdout, re.I)
+        local = environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local")
+        for root in (os.path.join(local, "Programs", "Python"), environ.get("ProgramFiles", "C:\\Program Files")):
+            found += sorted(glob.glob(os.path.join(root, "Python3*", "python.exe")))
+    for name in ["python3.{}".format(minor) for minor in range(6, 20)] + ["python3", "python"]:
+        hit = shutil.which(name, path=path)
+        if hit:
+            found.append(hit)
+    pyenv = environ.get("PYENV_ROOT") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".pyenv")
+    patterns = [os.path.join(pyenv, "versions", "*", "bin", "python3*")]
+    if os.name != "nt":
+        patterns += ["/opt/homebrew/bin/python3*", "/opt/homebrew/opt/python@3*/bin/python3*",
+                     "/usr/local/opt/python@3*/bin/python3*",
+                     "/Library/Frameworks/Python.framework/Versions/*/bin/python3*",
+                     "/usr/local/bin/python3*", "/usr/bin/python3*"]
+    for pattern in patterns:
+        found += sorted(glob.glob(pattern))
+    out, seen = [], set()
+    for candidate in found:
+        real = os.path.normcase(os.path.realpath(candidate))
+        if _PYTHON_NAME.match(os.path.basename(candidate)) and real not in seen and os.path.isfile(candidate):
+            seen.add(real)
+            out.append(candidate)
+    return out
+
+
+def probe_python(path):
+    """What a Python is and has ({version, executable, prefix, pip, ensurepip, ...}), or {error}."""
+    try:
+        proc = run(python_cmd(path, "-c", PYTHON_PROBE), env=dict(os.environ), timeout=max(TIMEOUT, 20))
+    except Failure as e:
+        return {"path": path, "error": e.args[0]}
+    line = next((l for l in reversed(proc.stdout.splitlines()) if l.startswith("{")), None)
+    try:
+        info = json.loads(line) if proc.returncode == 0 and line else None
+    except ValueError:
+        info = None
+    if not isinstance(info, dict) or "version" not in info:
+        last = [l.strip() for l in proc.stdout.splitlines() if l.strip()]
+        return {"path": path, "error": "does not run ({})".format(last[-1][:120] if last else
+                                                                    "exit code {}".format(proc.returncode))}
+    info["path"] = path
+    info["version"] = tuple(info["version"])
+    return info
+
+
+def find_pythons():
+    """Every distinct Python installation found (one per prefix), this one included, sorted by version;
+    plus the candidates that would not run."""
+    pythons, broken, prefixes = [], [], set()
+    for path in python_candidates():
+        info = probe_python(path)
+        if "error" in info:
+            broken.append(info)
+            continue
+        key = os.path.normcase(os.path.realpath(info["prefix"]))
+        if key not in prefixes:
+            prefixes.add(key)
+            pythons.append(info)
+    return sorted(pythons, key=lambda i: (i["version"], i["path"])), broken
+
+
+def is_this_python(info):
+    return os.path.normcase(os.path.realpath(info["prefix"])) == os.path.normcase(os.path.realpath(sys.prefix))
+
+
+def why_not_install(info):
+    """Why --all-pythons leaves a Python alone, or None."""
+    if info["version"][:2] < MIN_PYTHON:
+        return "Python {} is not supported (pip for it needs {}+)".format(vstr(info["version"][:2]), vstr(MIN_PYTHON))
+    if info.get("implementation") not in (None, "cpython"):
+        return "{} is not CPython".format(info["implementation"])
+    if info["externally_managed"]:
+        return ("the OS manages it (PEP 668); use a venv of it, or run bootstrap.py with that Python and "
+                "--break-system-packages")
+    if not info["writable"]:
+        return "this user cannot write to it; run bootstrap.py with it as its owner (or administrator)"
+    return None
+
+
+def trust_context(py, pip_version, cert, certifi):
+    """(SSLContext or None, description) of the anchors a pip of that version on that Python verifies
+    with: the OS store plus certifi plus cert for pip >= 24.2 on 3.10+; else cert, which replaces certifi."""
+    if cert and not os.path.exists(cert):
+        return None, "cert {} does not exist (pip crashes)".format(cert)
+    if pip_uses_os_store(py, pip_version):
+        ctx = ssl.create_default_context()
+        for extra in (certifi, cert):
+            if extra:
+                ctx.load_verify_locations(extra)
+        return ctx, "OS store + certifi" + (" + " + cert if cert else "")
+    anchors = cert or certifi
+    if not anchors:
+        return None, "its CA bundle was not found"
+    return ssl.create_default_context(cafile=anchors), "cert {} (replaces certifi)".format(cert) if cert else "certifi only"
+
+
+def cert_for_prefix(s, prefix):
+    """The `cert` a pip in the Python at prefix uses: the shared files and variables, its own site file."""
+    env = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if env:
+        return env
+    site_name = os.path.basename(OS.config_paths()["site"][-1])
+    sources = [src for src in s["config_sources"] if src[0] != "site"]
+    path = os.path.join(prefix, site_name)
+    if os.path.isfile(path) and os.environ.get("PIP_CONFIG_FILE") != os.devnull:
+        rank = next((i for i, src in enumerate(sources) if src[0] not in ("global", "user")), len(sources))
+        sources.insert(rank, ("site", path) + read_config_file(path))
+    return config_value(sources, "cert")[0]
+
+
+def wheel_certifi(wheel, workdir):
+    """certifi's bundle inside a pip wheel (the one ensurepip gives new venvs), extracted; or None."""
+    import zipfile
+    try:
+        with zipfile.ZipFile(wheel) as z:
+            data = z.read("pip/_vendor/certifi/cacert.pem")
+    except (OSError, KeyError, zipfile.BadZipFile):
+        return None
+    path = os.path.join(workdir, hashlib.sha256(data).hexdigest()[:16] + ".pem")
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def pythons_report(s, network_ok):
+    """Every Python found: (status, text, data) per Python, each saying whether its pip, and the pip its
+    new venvs get from ensurepip, reach the index now."""
+    pythons, broken = find_pythons()
+    out, checked = [], {}
+    index, host = s["index_url"], urllib.parse.urlsplit(s["index_url"]).hostname
+
+    def reaches(py, pip_version, cert, certifi):
+        ctx, how = trust_context(py, pip_version, cert, certifi)
+        key = (pip_uses_os_store(py, pip_version), cert, certifi and sha256_file(certifi))
+        if not network_ok or ctx is None:
+            return None, how
+        if key not in checked:
+            checked[key] = tls_check(index, s["proxy"], ctx)["status"] == "ok"
+        return checked[key], how
+
+    def word(ok, how):
+        if ok is None:
+            return "not checked ({})".format("no network" if network_ok else how)
+        return "reaches {} ({})".format(host, how) if ok else "FAILS ({})".format(how)
+    with tempfile.TemporaryDirectory(prefix="trustfix-pythons-") as workdir:
+        for info in pythons:
+            py, name = info["version"][:2], "Python {} {}".format(vstr(info["version"]), info["path"])
+            data = {"python": info["executable"], "version": vstr(info["version"]), "pip": info["pip"],
+                    "ensurepip": info["ensurepip"], "this": is_this_python(info), "reaches": None,
+                    "new_venvs_reach": None}
+            if py < MIN_PYTHON:
+                out.append(("skipped", "{}: not supported by pip any more".format(name), data))
+                continue
+            cert = cert_for_prefix(s, info["prefix"])
+            parts = []
+            if info["pip"]:
+                certifi = os.path.join(info["pip_dir"], "pip", "_vendor", "certifi", "cacert.pem")
+                data["reaches"], how = reaches(py, info["pip"], cert, certifi if os.path.isfile(certifi) else None)
+                parts.append("pip {} {}".format(info["pip"], word(data["reaches"], how)))
+            else:
+                parts.append("no pip")
+            if info["ensurepip"] and not info["venv"]:
+                certifi = wheel_certifi(info["ensurepip_wheel"], workdir) if info["ensurepip_wheel"] else None
+                venv_cert = cert_for_prefix(s, os.path.join(workdir, "no-such-venv"))
+                data["new_venvs_reach"], how = reaches(py, info["ensurepip"], venv_cert, certifi)
+                parts.append("new venvs' pip {} {}".format(info["ensurepip"], word(data["new_venvs_reach"], how)))
+            elif not info["venv"]:
+                parts.append("no ensurepip (venvs need e.g. the python3-venv package)")
+            if data["reaches"] is False:
+                fix = "; fix: {} bootstrap.py, or bootstrap.py --all-pythons".format(info["path"])
+            elif data["new_venvs_reach"] is False:
+                fix = "; fix: python bootstrap.py (once, any Python: every pip of this user reads its bundle)"
+            else:
+                fix = ""
+            out.append(("warning" if fix else "ok", "{}: {}{}".format(name, "; ".join(parts), fix), data))
+    if broken:
+        out.append(("skipped", "found but does not run: " + ", ".join(b["path"] for b in broken),
+                    {"broken": [b["path"] for b in broken]}))
+    return out
+
+
+def install_all_pythons(args, ui, code):
+    """--all-pythons: run this script in every other Python found that can take pip, one at a time (they
+    share the journal, so one undo reverts all). Returns the run's exit code and one record per Python."""
+    records = []
+    if code != EXIT_OK:
+        ui.step("pythons", "skipped", "the other Pythons were left alone: this one did not succeed")
+        return code, records
+    pythons, _ = find_pythons()
+    base = ["install", "--json", "--scope", args.scope]
+    base += ["--offline"] if args.offline else ["--index-url", args.index_url] if args.index_url else []
+    for ca in args.ca_file:
+        base += ["--ca-file", os.path.abspath(ca)]
+    base += [flag for flag, on in (("--reinstall", args.reinstall), ("--dry-run", args.dry_run)) if on]
+    env = dict(os.environ)                       # TRUSTFIX_STATE_DIR, _TIMEOUT: the same journal, the same bounds
+    for info in pythons:
+        name = "Python {} {}".format(vstr(info["version"]), info["path"])
+        record = {"python": info["executable"], "version": vstr(info["version"]), "status": None,
+                  "reason": None, "exit_code": None}
+        records.append(record)
+        if is_this_python(info):
+            record["status"], record["reason"] = "done", "the Python that ran bootstrap.py"
+            continue
+        reason = why_not_install(info)
+        if reason:
+            record["status"], record["reason"] = "skipped", reason
+            ui.step("python", "skipped", "{}: {}".format(name, reason))
+            continue
+        proc = run(python_cmd(info["executable"], SCRIPT, *base), env=env, timeout=900)
+        text = proc.stdout
+        start = text.find("\n{") + 1 if not text.startswith("{") else 0
+        try:
+            doc = json.JSONDecoder().raw_decode(text[start:])[0]
+        except ValueError:
+            doc = {"error": (text.strip().splitlines() or ["no output"])[-1], "exit_code": proc.returncode}
+        record["exit_code"] = proc.returncode
+        for path in doc.get("files_changed", []):
+            changed(path=path)
+        for package in doc.get("packages_changed", []):
+            changed(package=package)
+        if proc.returncode != 0:
+            record["status"], record["reason"] = "failed", doc.get("error") or "exit code {}".format(proc.returncode)
+            ui.step("python", "failed", "{}: {}".format(name, record["reason"]))
+            code = code or proc.returncode
+            continue
+        record["status"] = "changed" if doc.get("changed") else "ok"
+        record["reason"] = "; ".join(doc.get("packages_changed") or []) or "nothing needed to change"
+        ui.step("python", "changed" if doc.get("changed") else "ok", "{}: {}".format(name, record["reason"]))
+    return code, records
+
+
+# --------------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------------
 
@@ -1975,24 +2276,26 @@ what it does:
   2. plan     what to install from where and how to make pip trust the network (--dry-run stops here)
   3. install  the pinned pip (and truststore on Python >= 3.10) from wheels/, every file's SHA-256
               checked against hashes.txt; without wheels/, exactly those files from the index
-  4. trust    nothing when pip already uses the OS trust store; else `cert = <certifi + company CAs>`
-              in your pip configuration. Never `trusted-host`, never an edited certifi.
+  4. trust    `cert = <certifi + company CAs>` in your pip configuration whenever a company CA is
+              known (every pip of this user reads it, new venvs' old pips too); nothing when none
+              is needed. Never `trusted-host`, never an edited certifi.
   5. verify   a fresh pip process reaches the index with no extra options
 
 examples:
   python bootstrap.py                        fix this Python (Windows: py bootstrap.py)
   python bootstrap.py --dry-run              show what would change, change nothing
   python bootstrap.py --ca-file corp.pem     trust this company root CA as well
-  python bootstrap.py doctor                 explain why pip fails TLS here (changes nothing)
+  python bootstrap.py --all-pythons          also put the pinned pip into every other Python here
+  python bootstrap.py doctor                 explain why pip fails TLS here, list every Python
   python bootstrap.py undo                   put every changed file back as it was
 
 exit codes: 0 done or nothing to do; 1 failed (nothing left half-changed); 2 bad usage or bad input;
             3 installed and configured, but the final check against the index failed.
             doctor: 0 pip reaches the index with verified TLS; 1 it names a problem and its fix.
 Every option can also come from the environment: TRUSTFIX_OFFLINE=1, TRUSTFIX_INDEX_URL=...,
-TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_JSON=1 (yes/no: 1, true, yes / 0,
-false, no); TRUSTFIX_TIMEOUT=15 bounds every network operation (seconds). A failed run prints the
-path of a log file with every step and command.
+TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_ALL_PYTHONS=1, TRUSTFIX_JSON=1
+(yes/no: 1, true, yes / 0, false, no); TRUSTFIX_TIMEOUT=15 bounds every network operation (seconds).
+A failed run prints the path of a log file with every step and command.
 """.format(sep=os.pathsep)
 
 
@@ -2035,6 +2338,10 @@ def parse_args(argv):
                         help="install even into a Python the OS manages (PEP 668); usually a bad idea")
     parser.add_argument("--reinstall", action="store_true",
                         help="install the pinned pip/truststore even when an equal or newer one is present")
+    parser.add_argument("--all-pythons", action="store_true", default=env_flag("TRUSTFIX_ALL_PYTHONS"),
+                        help="then also install the pinned pip (and truststore) into every other Python found "
+                             "here that this user can write to (pyenv, python.org, Homebrew, py -0p); "
+                             "`doctor` lists them all")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop; change nothing")
     parser.add_argument("--json", action="store_true", default=env_flag("TRUSTFIX_JSON"),
                         help="print one JSON document instead of text (for fleet tools)")
@@ -2042,7 +2349,7 @@ def parse_args(argv):
     parser.add_argument("--version", action="version", version="trustfix bootstrap " + __version__)
     parser.json_mode = "--json" in argv or bool(env_flag("TRUSTFIX_JSON"))
     args = parser.parse_args(argv)
-    for name in ("TRUSTFIX_OFFLINE", "TRUSTFIX_JSON"):            # the defaults above skip argparse's checks
+    for name in ("TRUSTFIX_OFFLINE", "TRUSTFIX_JSON", "TRUSTFIX_ALL_PYTHONS"):            # the defaults above skip argparse's checks
         if env_flag(name) is None:
             parser.error("{}={!r}: use 1 (or true, yes) or 0 (or false, no)".format(name, env(name)))
     if args.scope not in SCOPES:
@@ -2139,6 +2446,8 @@ def main(argv=None):
             code, result = doctor(args, ui)
         else:
             code, result = run_install(args, ui)
+            if args.all_pythons:
+                code, result["pythons"] = install_all_pythons(args, ui, code)
         error = None
     except Failure as e:
         code, error = e.code, e.args[0]
@@ -2230,23 +2539,12 @@ def tls_check(url, proxy, context, timeout=DOCTOR_TIMEOUT):
 
 def pip_context(s, pip_version):
     """The trust anchors this pip would use: (SSLContext or None, description)."""
-    py = sys.version_info[:2]
-    uses_os = pip_uses_os_store(py, pip_version)
     cert = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or \
         config_value(s["config_sources"], "cert")[0]
     certifi = s["certifi_files"][0][0] if s["certifi_files"] else None
-    if cert and not os.path.exists(cert):
-        return None, "cert {} does not exist (pip crashes)".format(cert)
-    if uses_os:
-        ctx = ssl.create_default_context()
-        for extra in (certifi, cert):
-            if extra:
-                ctx.load_verify_locations(extra)
-        return ctx, "OS store + certifi" + (" + " + cert if cert else "")
-    anchors = cert or certifi
-    if not anchors:
+    if not (pip_version or cert or certifi):
         return None, "no pip installed"
-    return ssl.create_default_context(cafile=anchors), cert and "cert {} (replaces certifi)".format(cert) or "certifi only"
+    return trust_context(sys.version_info[:2], pip_version, cert, certifi)
 
 
 def clock_skew(date_header):
@@ -2373,12 +2671,14 @@ def doctor(args, ui):
         else:
             os_has, skew = False, None
         verdict = tls_verdict(failed, host, issuer, os_has, results, py, pip_v, skew)
-    bundle = bundle_check(s, network_ok=not any(r["name"] == "tls" and r["results"]["os"]["status"] in NETWORK_DOWN
-                                                 for r in report["checks"]))
+    network_ok = not any(r["name"] == "tls" and r["results"]["os"]["status"] in NETWORK_DOWN for r in report["checks"])
+    bundle = bundle_check(s, network_ok=network_ok)
     if bundle:
         check("bundle", bundle[0], bundle[1])
         if bundle[2]:
             problems.append(bundle[2])
+    for status, text, data in pythons_report(s, network_ok):
+        check("pythons", status, text, **data)
     if trusted and not verdict:
         where, line = trusted[0]
         verdict = ("pip verifies TLS, but {} sets {}: verification is off for those hosts".format(where, line),
