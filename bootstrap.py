@@ -126,6 +126,23 @@ def vstr(t):
     return ".".join(str(x) for x in t)
 
 
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*(?:@[^/\s@]*)*@")
+_SECRET_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "PIP_PROXY")
+
+
+def redact(text):
+    """text with every URL's user:password replaced by ***, and the passwords of the proxy variables
+    removed wherever they appear (a pip child may print one decoded). Every output goes through here:
+    the text on screen, the JSON document and the log file."""
+    text = _USERINFO.sub(r"\1***@", str(text))
+    for var in _SECRET_VARS:
+        password = urllib.parse.urlsplit(os.environ.get(var) or "").password
+        for form in {password, password and urllib.parse.unquote(password)} - {None}:
+            if len(form) >= 4:
+                text = text.replace(form, "***")
+    return text
+
+
 def pip_uses_os_store(python, pip_version):
     """Whether that pip on that Python verifies with the OS trust store (truststore) plus certifi."""
     return bool(python >= TRUSTSTORE_PYTHON and pip_version and vtuple(pip_version) >= PIP_OS_STORE)
@@ -227,7 +244,7 @@ class UI:
     def say(self, text=""):
         if not self.json:
             encoding = getattr(self.out, "encoding", None) or "utf-8"     # Python 3.6 in the C locale: ascii
-            print(text.encode(encoding, "replace").decode(encoding), file=self.out)
+            print(redact(text).encode(encoding, "replace").decode(encoding), file=self.out)
             self.out.flush()
 
     def step(self, name, status, summary, **data):
@@ -419,7 +436,25 @@ def load_ca_file(path, now=None):
 # hashes.txt: the trust anchor. One pin a line: name==version [; markers] --hash=sha256:HEX ...
 # --------------------------------------------------------------------------------------------------
 
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][^\s;]*)\s*(?:;([^-]*?))?\s*((?:--hash=sha256:[0-9a-f]{64}\s*)+)$")
+_REQ = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([0-9][^\s;]*)$")
+_HASH = re.compile(r"^sha256:([0-9a-f]{64})$")
+
+
+def parse_pin(text):
+    """`name==version ; marker --hash=sha256:... [--hash=...]` -> (name, version, marker, [digest]).
+    Split on the option names, not one backtracking regex: linear in the line's length."""
+    head, *options = text.split("--hash=")
+    hashes = []
+    for option in options:
+        m = _HASH.match(option.strip())
+        if not m:
+            raise ValueError("--hash={} is not sha256:<64 hex digits>".format(option.strip()[:80]))
+        hashes.append(m.group(1))
+    requirement, _, marker = head.partition(";")
+    m = _REQ.match(requirement.strip())
+    if not m or not hashes or "--" in head:
+        raise ValueError("not `name==version ; marker --hash=sha256:...`")
+    return m.group(1), m.group(2), marker.strip(), hashes
 _MARKER = re.compile(r'^python_version\s*(>=|<=|==|!=|<|>)\s*["\'](\d+(?:\.\d+)*)["\']$')
 
 
@@ -448,7 +483,7 @@ def read_pins(path):
                        "(bootstrap.py, hashes.txt and wheels/ together).".format(path))
     pins = []
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:                # a BOM, as Notepad writes it, is fine (pip too)
             lines = f.read().splitlines()
     except UnicodeDecodeError:
         raise BadInput("{} is damaged (not a text file); use the complete bundle from IT, or regenerate it "
@@ -463,20 +498,26 @@ def read_pins(path):
             continue
         logical += text
         if logical.strip():
-            m = _PIN.match(logical.strip())
             try:
-                if not m:
-                    raise ValueError("not `name==version ; marker --hash=sha256:...`")
-                marker_matches((m.group(3) or "").strip(), (3, 10))
+                name, version, marker, hashes = parse_pin(logical.strip())
+                marker_matches(marker, (3, 10))
             except ValueError as e:
                 raise BadInput("{} line {} is malformed ({}); regenerate it with `python build.py`."
                                .format(path, start, e))
-            pins.append({"name": m.group(1).lower(), "version": m.group(2),
-                         "marker": (m.group(3) or "").strip(), "line": logical.strip(),
-                         "hashes": re.findall(r"sha256:([0-9a-f]{64})", m.group(4))})
+            pins.append({"name": name.lower(), "version": version, "marker": marker, "line": logical.strip(),
+                         "hashes": hashes, "number": start})
         logical = ""
     if not pins:
         raise BadInput("{} pins nothing; regenerate it with `python build.py`.".format(path))
+    for minor in range(6, 20):                    # one pin per project and Python, or pip's choice is a guess
+        seen = {}
+        for pin in pins:
+            if marker_matches(pin["marker"], (3, minor)):
+                if pin["name"] in seen:
+                    raise BadInput("{} pins {} twice for Python 3.{} (lines {} and {}); keep one and regenerate "
+                                   "it with `python build.py`.".format(path, pin["name"], minor,
+                                                                       seen[pin["name"]]["number"], pin["number"]))
+                seen[pin["name"]] = pin
     return pins
 
 
@@ -954,11 +995,11 @@ def network_failure(exc, url, proxy):
     host = urllib.parse.urlsplit(url).hostname
     reason = getattr(exc, "reason", exc)
     text = str(reason)
-    via = " through the proxy {}".format(proxy) if proxy else ""
+    via = " through the proxy {}".format(redact(proxy)) if proxy else ""
     if "407" in text:
         return ("the proxy {} asks for a login (HTTP 407 Proxy Authentication Required); put the user "
                 "and password in the proxy URL (HTTPS_PROXY=http://user:password@host:port) or ask IT "
-                "which proxy to use.".format(proxy))
+                "which proxy to use.".format(redact(proxy)))
     if isinstance(reason, socket.timeout) or "timed out" in text:
         return "{} did not answer within {:.0f} seconds{}; check the network, or pass --offline to use only " \
                "the bundle's wheels.".format(host, TIMEOUT, via)
@@ -966,7 +1007,7 @@ def network_failure(exc, url, proxy):
         return "the name {} could not be resolved (DNS){}; check the network or the proxy settings " \
                "(HTTPS_PROXY).".format(host if not proxy else urllib.parse.urlsplit(proxy).hostname, via)
     if isinstance(reason, ConnectionRefusedError):
-        target = proxy if proxy else host
+        target = redact(proxy) if proxy else host
         return "{} refused the connection; check that it is the right address and that it is up.".format(target)
     if isinstance(exc, urllib.error.HTTPError):
         return "{} answered HTTP {} {} for {}.".format(host, exc.code, exc.reason, url)
@@ -1088,7 +1129,13 @@ def project_files(index_url, name, context, proxy):
             url, _, fragment = urllib.parse.urljoin(final, href).partition("#")
             digest = fragment[7:] if fragment.startswith("sha256=") else None
             out.append((urllib.parse.unquote(url.rsplit("/", 1)[-1]), url, digest))
-    return out
+    allowed = ("https",) if urllib.parse.urlsplit(index_url).scheme == "https" else ("https", "http")
+    kept = [f for f in out if urllib.parse.urlsplit(f[1]).scheme in allowed and urllib.parse.urlsplit(f[1]).hostname]
+    for name, url, _ in out:
+        if (name, url, _) not in kept:
+            log("ignored the link {} for {}: only {} links are followed from {}".format(
+                url, name, " or ".join(allowed), index_url))
+    return kept
 
 
 def download_pins(pins, index_url, context, proxy, dest, ui):
@@ -1250,6 +1297,7 @@ def undo(args, ui):
     if not (journal["files"] or journal["packages"] or journal["os_store"]):
         ui.step("undo", "ok", "nothing to undo: bootstrap.py has changed nothing for this user")
         return EXIT_OK
+    backups = [e["backup"] for e in journal["files"] + journal["packages"] if e.get("backup")]
     for record in reversed(journal["os_store"]):
         OS.remove_ca(record) if record.get("undo") else None
     while journal["files"]:
@@ -1281,12 +1329,31 @@ def undo(args, ui):
         undo_package(journal["packages"][-1], ui)
         journal["packages"].pop()
         journal_save(journal)
-    shutil.rmtree(state_dir(), ignore_errors=True)
+    remove_state(backups)
     for folder in journal.get("created_dirs", []):
         if os.path.isdir(folder) and not os.listdir(folder):
             os.rmdir(folder)
     ui.step("undo", "ok", "every change bootstrap.py made is undone")
     return EXIT_OK
+
+
+def remove_state(backups):
+    """After an undo: remove the journal and the backups it names, and backups/ if that is then empty;
+    nothing else in the state folder (TRUSTFIX_STATE_DIR may name a folder that holds other files)."""
+    root = state_dir()
+    for rel in backups:
+        path = os.path.normpath(os.path.join(root, rel))
+        if os.path.dirname(path) != os.path.join(root, "backups"):
+            continue                                            # not a name this product gives a backup
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        elif os.path.lexists(path):
+            os.unlink(path)
+    for path in (journal_path(), os.path.join(root, "backups")):
+        try:
+            os.rmdir(path) if os.path.isdir(path) else os.unlink(path)
+        except OSError:
+            pass                                                # not empty, or already gone: leave it
 
 
 def undo_package(pkg, ui):
@@ -2299,17 +2366,41 @@ A failed run prints the path of a log file with every step and command.
 """.format(sep=os.pathsep)
 
 
+def print_bare_doc(command, code, error=None, **extra):
+    """The JSON document of a run that ends before it starts: a usage error, --help, --version."""
+    doc = {"schema_version": SCHEMA_VERSION, "trustfix": __version__, "command": command, "exit_code": code,
+           "error": error, "changed": False, "files_changed": [], "packages_changed": [], "steps": [],
+           "warnings": []}
+    doc.update(extra)
+    print(redact(json.dumps(doc, indent=2, sort_keys=True)))
+
+
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one JSON document too when JSON was asked for."""
+    """argparse, but a usage error, --help and --version are one JSON document too when JSON was asked for."""
     json_mode = False
 
     def error(self, message):
         if self.json_mode:
-            print(json.dumps({"schema_version": SCHEMA_VERSION, "trustfix": __version__, "command": None,
-                              "exit_code": EXIT_BAD_INPUT, "error": message, "changed": False, "files_changed": [],
-                              "packages_changed": [], "steps": [], "warnings": []}, indent=2, sort_keys=True))
+            print_bare_doc(None, EXIT_BAD_INPUT, message)
             sys.exit(EXIT_BAD_INPUT)
-        argparse.ArgumentParser.error(self, message)
+        argparse.ArgumentParser.error(self, redact(message))
+
+    def print_help(self, file=None):
+        if self.json_mode:
+            return print_bare_doc("help", EXIT_OK, help=self.format_help())
+        argparse.ArgumentParser.print_help(self, file)
+
+
+class VersionAction(argparse.Action):
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        argparse.Action.__init__(self, option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if parser.json_mode:
+            print_bare_doc("version", EXIT_OK, version=__version__)
+        else:
+            print("trustfix bootstrap " + __version__)
+        parser.exit()
 
 
 def parse_args(argv):
@@ -2346,7 +2437,7 @@ def parse_args(argv):
     parser.add_argument("--json", action="store_true", default=env_flag("TRUSTFIX_JSON"),
                         help="print one JSON document instead of text (for fleet tools)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the commands run and their output")
-    parser.add_argument("--version", action="version", version="trustfix bootstrap " + __version__)
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     parser.json_mode = "--json" in argv or bool(env_flag("TRUSTFIX_JSON"))
     args = parser.parse_args(argv)
     for name in ("TRUSTFIX_OFFLINE", "TRUSTFIX_JSON", "TRUSTFIX_ALL_PYTHONS"):            # the defaults above skip argparse's checks
@@ -2370,7 +2461,7 @@ def survey_line(s):
              "pip " + (s["pip"] or "missing"), "truststore " + (s["truststore"] or "missing"),
              "venv" if s["python"]["venv"] else "system Python"]
     if s["proxy"]:
-        parts.append("proxy " + re.sub(r"//[^@/]*@", "//***@", s["proxy"]))
+        parts.append("proxy " + redact(s["proxy"]))
     return ", ".join(parts)
 
 
@@ -2429,7 +2520,7 @@ def write_log(args):
     try:
         fd, path = tempfile.mkstemp(prefix="trustfix-{}-".format(time.strftime("%Y%m%d-%H%M%S")), suffix=".log")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write("\n".join([header] + _LOG) + "\n")
+            f.write(redact("\n".join([header] + _LOG)) + "\n")
         return path
     except OSError:
         return None
@@ -2471,7 +2562,7 @@ def main(argv=None):
                "files_changed": ui.changed["files"], "packages_changed": ui.changed["packages"],
                "steps": ui.steps, "warnings": ui.warnings}
         doc.update(json_safe(result))
-        print(json.dumps(doc, indent=2, sort_keys=True, default=str))
+        print(redact(json.dumps(doc, indent=2, sort_keys=True, default=str)))
     return code
 
 
@@ -2606,7 +2697,7 @@ def doctor(args, ui):
         value = os.environ.get(var)
         if not value:
             continue
-        shown = re.sub(r"//[^@/]*@", "//***@", value)
+        shown = redact(value)
         if var.endswith(("CERT", "BUNDLE", "FILE", "DIR")):
             if not os.path.exists(value):
                 check("env", "problem", "{}={} does not exist; unset it or fix the path".format(var, value))
@@ -2645,7 +2736,7 @@ def doctor(args, ui):
         network = results["os"]["status"] in NETWORK_DOWN
         results["pip"] = results["os"] if network else tls_check(url, s["proxy"], ctx)
         summary = "{}{}: certifi {}, OS store {}, pip ({}) {}".format(
-            host, " via " + re.sub(r"//[^@/]*@", "//***@", s["proxy"]) if s["proxy"] else "",
+            host, " via " + redact(s["proxy"]) if s["proxy"] else "",
             results["certifi"]["status"], results["os"]["status"], pip_view, results["pip"]["status"])
         status = "ok" if results["pip"]["status"] == "ok" else "problem"
         check("tls", status, summary, results=results)
@@ -2736,7 +2827,7 @@ def bundle_check(s, network_ok=True):
 def network_verdict(failed, host, proxy):
     status = failed["status"]
     if status == "proxy-auth":
-        return ("the proxy {} demands a login (HTTP 407)".format(re.sub(r"//[^@/]*@", "//***@", proxy)),
+        return ("the proxy {} demands a login (HTTP 407)".format(redact(proxy)),
                 "set HTTPS_PROXY=http://USER:PASSWORD@host:port (ask IT for the proxy account)")
     if status == "dns":
         return ("{} cannot be resolved: no DNS or no network".format(proxy and urllib.parse.urlsplit(proxy).hostname or host),
