@@ -26,13 +26,16 @@ import argparse
 import base64
 import configparser
 import datetime
+import errno
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
+import stat
 import sysconfig
 import tempfile
 import time
@@ -64,6 +67,8 @@ def env_flag(name):
 
 
 TIMEOUT = env_seconds("TRUSTFIX_TIMEOUT", 15) or 15.0       # seconds, any single network operation
+REQUEST_DEADLINE = 8 * TIMEOUT                                # seconds, one whole download (a trickle ends)
+DEADLINE = env_seconds("TRUSTFIX_DEADLINE", 900) or 900.0     # seconds, one whole run
 PIP_OS_STORE = (24, 2)         # first pip that verifies with the OS store (through truststore)
 TRUSTSTORE_PYTHON = (3, 10)    # truststore (and so pip's OS-store support) needs Python >= 3.10
 MIN_PYTHON = (3, 6)            # the oldest Python this script (and a pip for it) serves
@@ -82,6 +87,24 @@ class Failure(Exception):
 
 class BadInput(Failure):
     code = EXIT_BAD_INPUT
+
+
+class Stopped(BaseException):
+    """The run was stopped from outside: SIGTERM (a fleet agent's stop), or its own deadline (SIGALRM).
+    A BaseException like KeyboardInterrupt, so every `with` and `finally` cleans up on the way out."""
+
+
+def on_signal(signum, frame):
+    raise Stopped("stopped by SIGTERM" if signum == getattr(signal, "SIGTERM", None) else
+                  "stopped: the run took longer than {:.0f} seconds (TRUSTFIX_DEADLINE)".format(DEADLINE))
+
+
+def arm_deadline():
+    """(Re)start the whole-run deadline: SIGALRM on POSIX (it also breaks a blocking read); elsewhere none
+    beyond the per-operation and per-download bounds."""
+    if hasattr(signal, "SIGALRM"):
+        signal.signal(signal.SIGALRM, on_signal)
+        signal.alarm(int(DEADLINE) or 1)
 
 
 class TLSVerifyError(Exception):
@@ -134,7 +157,8 @@ def redact(text):
     """text with every URL's user:password replaced by ***, and the passwords of the proxy variables
     removed wherever they appear (a pip child may print one decoded). Every output goes through here:
     the text on screen, the JSON document and the log file."""
-    text = _USERINFO.sub(r"\1***@", str(text))
+    text = _USERINFO.sub(lambda m: m.group(0) if m.group(0).endswith(("//user:password@", "//USER:PASSWORD@"))
+                         else m.group(1) + "***@", str(text))         # the placeholder in our own advice stays
     for var in _SECRET_VARS:
         password = urllib.parse.urlsplit(os.environ.get(var) or "").password
         for form in {password, password and urllib.parse.unquote(password)} - {None}:
@@ -551,6 +575,7 @@ def find_wheel(folder, pin):
 # Platforms: the same small set of functions per OS, chosen once (see OS below)
 #   os_roots() -> list of DER      config_paths() -> {scope: [paths]} as pip reads them
 #   data_dir(scope) -> folder      add_ca(der, info) -> record     remove_ca(record)
+#   valid_ca_record(record) -> bool (a journal's record is one add_ca makes)   is_anchor_path(path) -> bool
 #   scratch_dir() -> folder for this run's temporary files, or None for the usual temporary folder
 # --------------------------------------------------------------------------------------------------
 
@@ -613,6 +638,16 @@ class _Linux:
         run(record["command"])
 
     @staticmethod
+    def is_anchor_path(path):
+        return any(os.path.dirname(path) == folder for folder, _ in _Linux.anchors) and \
+            bool(re.match(r"^trustfix-[0-9a-f]{16}\.crt$", os.path.basename(path)))
+
+    @staticmethod
+    def valid_ca_record(record):
+        return isinstance(record, dict) and record.get("kind") == "file+command" and \
+            _Linux.is_anchor_path(str(record.get("path"))) and record.get("command") in [c for _, c in _Linux.anchors]
+
+    @staticmethod
     def scratch_dir():
         """/dev/shm (memory) unless TMPDIR (or TEMP, TMP) names a folder: the installer's ~500 unpacked
         files cost a fraction there of what creating them costs on a disk (0.05 s against 0.2-0.8 s here)."""
@@ -662,6 +697,17 @@ class _MacOS:
         run(record["undo"])
 
     @staticmethod
+    def is_anchor_path(path):
+        return False
+
+    @staticmethod
+    def valid_ca_record(record):
+        sha1 = str(isinstance(record, dict) and record.get("sha1"))
+        keychain = os.path.expanduser("~/Library/Keychains/login.keychain-db")
+        return bool(re.match(r"^[0-9A-F]{40}$", sha1)) and record.get("kind") == "command" and \
+            record.get("undo") == ["security", "delete-certificate", "-Z", sha1, keychain]
+
+    @staticmethod
     def scratch_dir():
         return None                                               # $TMPDIR, on the system disk (APFS)
 
@@ -703,6 +749,16 @@ class _Windows:
     @staticmethod
     def remove_ca(record):
         run(record["undo"])
+
+    @staticmethod
+    def is_anchor_path(path):
+        return False
+
+    @staticmethod
+    def valid_ca_record(record):
+        sha1 = str(isinstance(record, dict) and record.get("sha1"))
+        return bool(re.match(r"^[0-9A-F]{40}$", sha1)) and record.get("kind") == "command" and \
+            record.get("undo") == ["certutil", "-user", "-delstore", "Root", sha1]
 
     @staticmethod
     def scratch_dir():
@@ -794,34 +850,95 @@ def user_config_target(scope, environ=None):
     return paths[scope][-1] if scope == "site" else paths["global"][-1]
 
 
+def ini_layout(lines):
+    """[(kind, section, key)] per line, as configparser (pip's reader) sees it: header, option,
+    continuation (more indented than its option: part of the value, blank lines inside included),
+    blank (also comments), other. A section is the text between the first [ and the last ], unstripped:
+    pip ignores `[ global ]` (it is the section " global ")."""
+    out, section, option_indent, in_option = [], None, 0, False
+    for line in lines:
+        stripped = line.strip()
+        if not stripped or stripped.startswith(("#", ";")):
+            out.append(("blank", section, None))
+            continue
+        indent = len(line) - len(line.lstrip())
+        if in_option and indent > option_indent:
+            out.append(("continuation", section, None))
+            continue
+        option_indent, in_option = indent, False
+        header = re.match(r"^\[(.+)\]", stripped)
+        if header:
+            section = header.group(1)
+            out.append(("header", section, None))
+            continue
+        option = re.match(r"^(.*?)\s*[=:]", stripped)
+        if option and section is not None:
+            in_option = True
+            out.append(("option", section, pip_key(option.group(1))))
+        else:
+            out.append(("other", section, None))
+    return out
+
+
+def pip_key(name):
+    """An option name as pip compares it: lower case, _ as -, no leading --."""
+    name = name.strip().lower().replace("_", "-")
+    return name[2:] if name.startswith("--") else name
+
+
 def set_ini_key(text, section, key, value):
-    """Set key in [section] of an INI text, changing only that line (or adding it); keeps the rest."""
+    """Set key in [section] of an INI text, changing only that option's lines (the line and its
+    continuation lines) or adding one line; keeps everything else byte for byte."""
     lines = text.splitlines(True)
     newline = "\r\n" if "\r\n" in text else "\n"
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += newline
-    current, insert_at = None, None
-    key_re = re.compile(r"^\s*" + re.escape(key).replace("\\-", "[-_]") + r"\s*[=:]", re.I)
-    for i, line in enumerate(lines):
-        header = re.match(r"^\s*\[([^\]]+)\]", line)
-        if header:
-            current = header.group(1).strip()
-            if current == section:
-                insert_at = i + 1
-            continue
-        if current == section:
-            if key_re.match(line):
-                lines[i] = "{} = {}{}".format(key, value, newline)
-                return "".join(lines)
-            if line.strip() and not line.lstrip().startswith(("#", ";")):
-                insert_at = i + 1
-    if insert_at is None:
+    layout = ini_layout(lines)
+    line = "{} = {}{}".format(key, value, newline)
+    for i, (kind, sec, name) in enumerate(layout):
+        if kind == "option" and sec == section and name == key:
+            end = j = i + 1
+            while j < len(layout) and layout[j][0] in ("continuation", "blank"):
+                end = j + 1 if layout[j][0] == "continuation" else end
+                j += 1
+            lines[i:end] = [line]
+            return "".join(lines)
+    headers = [i for i, (kind, sec, _) in enumerate(layout) if kind == "header" and sec == section]
+    if not headers:
         if lines and lines[-1].strip():
             lines.append(newline)
-        lines += ["[{}]{}".format(section, newline), "{} = {}{}".format(key, value, newline)]
-    else:
-        lines.insert(insert_at, "{} = {}{}".format(key, value, newline))
+        return "".join(lines + ["[{}]{}".format(section, newline), line])
+    insert_at = headers[0] + 1
+    for j in range(headers[0] + 1, len(layout)):
+        if layout[j][0] == "header":
+            break
+        if layout[j][0] != "blank":
+            insert_at = j + 1
+    lines.insert(insert_at, line)
     return "".join(lines)
+
+
+def ini_values(text):
+    """{section: {key: value}} of an INI text exactly as pip's configparser reads it (keys as pip
+    compares them); raises configparser.Error."""
+    parser = configparser.RawConfigParser()
+    parser.read_string(text)
+    return {s: {pip_key(k): v for k, v in parser.items(s)} for s in parser.sections()}
+
+
+def checked_ini_edit(text, section, key, value, path):
+    """set_ini_key, then read back as pip will: the key has the value and nothing else moved."""
+    new = set_ini_key(text, section, key, value)
+    expected = ini_values(text)
+    expected.setdefault(section, {})[key] = value
+    try:
+        ok = ini_values(new) == expected
+    except configparser.Error:
+        ok = False
+    if not ok:
+        raise Failure("bootstrap.py could not set {} in {} so that pip reads it back as intended; nothing "
+                      "was changed there. Add `{} = {}` under [{}] yourself.".format(key, path, key, value, section))
+    return new
 
 
 def remove_ini_key(text, section, key):
@@ -949,6 +1066,11 @@ def survey_warnings(s, environ=None):
                 out.append("{} sets trusted-host = {}: pip then does not verify TLS for those hosts at all. "
                            "Remove it; after bootstrap.py it is not needed.".format(
                                where, " ".join(values["trusted-host"].split())))
+    for scope, path, sections, error in s["config_sources"]:
+        for section in sections or {}:
+            if section != section.strip() and section.strip() in ("global", "install", "download"):
+                out.append("{} has a section [{}]: pip ignores it, because of the spaces; write [{}].".format(
+                    path, section, section.strip()))
     for path, expected in s["certifi_files"]:
         if expected and sha256_file(path) != expected:
             out.append("{} was edited by hand (its SHA-256 no longer matches certifi's RECORD); the next "
@@ -1039,10 +1161,21 @@ def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
     request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "trustfix/" + __version__})
     try:
         with opener(context, proxy).open(request, timeout=TIMEOUT) as response:
-            data = response.read(limit + 1)
-            if len(data) > limit:
+            chunks, size, ends = [], 0, time.time() + REQUEST_DEADLINE
+            while size <= limit:
+                chunk = response.read(1 << 16)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if time.time() > ends:
+                    raise NetworkError("{} sends too slowly: {} kB in {:.0f} seconds, not finished (a download may "
+                                       "take {:.0f} s: 8 x TRUSTFIX_TIMEOUT); check the network or the proxy.".format(
+                                           urllib.parse.urlsplit(url).hostname, size // 1024, REQUEST_DEADLINE,
+                                           REQUEST_DEADLINE))
+            if size > limit:
                 raise Failure("{} sent more than {} bytes; refusing it.".format(url, limit))
-            return data, response.headers.get("Content-Type", ""), response.geturl()
+            return b"".join(chunks), response.headers.get("Content-Type", ""), response.geturl()
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         if _is_cert_error(e):
             raise TLSVerifyError(str(getattr(e, "reason", e)))
@@ -1170,8 +1303,59 @@ def download_pins(pins, index_url, context, proxy, dest, ui):
 # and an interrupted run can be run again (or undone).
 # --------------------------------------------------------------------------------------------------
 
+SCOPE = {"state": "user"}       # whose journal: main() sets "global" for --scope global
+
+
 def state_dir():
-    return os.environ.get("TRUSTFIX_STATE_DIR") or OS.data_dir("user")
+    """Where the journal and backups live: next to the bundle, in a folder only that scope's owner can
+    write (root / Administrators for --scope global, so a user cannot hand root a journal). The journal of
+    --scope site lives with the user's, since it names the Python it changed. TRUSTFIX_STATE_DIR moves it
+    (tests, fleet images); the same ownership rules apply there."""
+    return os.environ.get("TRUSTFIX_STATE_DIR") or OS.data_dir("global" if SCOPE["state"] == "global" else "user")
+
+
+def check_private(path, what):
+    """Refuse a journal or backup path that another user could have made or can change: on POSIX every
+    existing folder on the way must belong to root or this user and be writable by no one else (a
+    sticky /tmp is fine), and the path itself, if it exists, must not be a link and must be ours.
+    Windows: not checked here (ACLs; %LOCALAPPDATA% is per user, %ProgramData%'s folder is made by an
+    administrator)."""
+    if os.name != "posix":
+        return
+    uid = os.geteuid()
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real)
+    while True:
+        try:
+            st = os.stat(folder)
+        except OSError:
+            st = None
+        if st is not None:
+            if st.st_uid not in (0, uid) or (st.st_mode & 0o022 and not st.st_mode & stat.S_ISVTX):
+                raise Failure("the {} {} is not safe: {} can be changed by another user; bootstrap.py will "
+                              "not use it (move it, or fix the folder's owner and permissions).".format(
+                                  what, path, folder))
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    if os.path.lexists(path):
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != uid or st.st_mode & 0o022:
+            raise Failure("the {} {} is not safe: it is {}; bootstrap.py will not use it.".format(
+                what, path, "a symbolic link" if stat.S_ISLNK(st.st_mode) else
+                "owned by another user (uid {})".format(st.st_uid) if st.st_uid != uid else
+                "writable by other users"))
+
+
+def backups_dir():
+    """state_dir()/backups, made private (0700) before the first backup goes in."""
+    path = os.path.join(state_dir(), "backups")
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700)
+        os.chmod(path, 0o700)                                     # makedirs' mode is masked by the umask
+    check_private(path, "backup folder")
+    return path
 
 
 def journal_path():
@@ -1187,16 +1371,84 @@ def journal_load():
             folder = os.path.dirname(folder)
         return {"version": 1, "files": [], "packages": [], "os_store": [], "verified": None,
                 "created_dirs": created}
+    check_private(state_dir(), "state folder")
+    check_private(path, "journal")
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            journal = json.load(f)
+        problem = journal_problem(journal)
     except ValueError:
-        raise Failure("the journal {} is damaged; it lists what bootstrap.py changed. Keep it and contact "
-                      "IT, or delete it to start over (undo will then not know earlier changes).".format(path))
+        problem = "it is not JSON"
+    if problem:
+        raise Failure("the journal {} is damaged ({}); it lists what bootstrap.py changed. Keep it and contact "
+                      "IT, or delete it to start over (undo will then not know earlier changes).".format(path, problem))
+    return journal
+
+
+_BACKUP_NAME = re.compile(r"^backups[/\\][^/\\]+$")
+_DIST_INFO = re.compile(r"^(pip|truststore)-[0-9][0-9A-Za-z.+!_-]*\.dist-info$", re.I)
+
+
+def journal_problem(journal):
+    """What makes a journal one this product did not write, or None: undo acts only on what it names,
+    so each entry must be a change this product makes, for a path it writes."""
+    if not isinstance(journal, dict) or not all(isinstance(journal.get(k), list) for k in ("files", "packages", "os_store")):
+        return "not a journal"
+    state = os.path.realpath(state_dir())
+    for folder in journal.get("created_dirs") or []:
+        if not isinstance(folder, str) or not (state + os.sep).startswith(os.path.realpath(folder) + os.sep):
+            return "created folder {!r} is not on the way to {}".format(folder, state)
+    for e in journal["files"]:
+        path = e.get("path") if isinstance(e, dict) else None
+        if not isinstance(path, str) or not os.path.isabs(path) or os.path.normpath(path) != path:
+            return "file entry {!r}".format(path)
+        if not writable_target(path):
+            return "{} is not a file bootstrap.py writes".format(path)
+        if e.get("backup") is not None and not (isinstance(e["backup"], str) and _BACKUP_NAME.match(e["backup"])):
+            return "backup {!r} of {}".format(e.get("backup"), path)
+        if e.get("existed") and (e.get("backup") is None or not isinstance(e.get("mode"), int)):
+            return "{} has no backup".format(path)
+        for folder in e.get("created_dirs") or []:
+            if not isinstance(folder, str) or not (path + os.sep).startswith(folder + os.sep):
+                return "created folder {!r} is not on the way to {}".format(folder, path)
+    for p in journal["packages"]:
+        if not isinstance(p, dict) or not isinstance(p.get("python"), str) or not os.path.isabs(p["python"]) or \
+                p.get("name") not in INSTALL or not _DIST_INFO.match(str(p.get("after"))) or \
+                (p.get("before") is not None and not _DIST_INFO.match(str(p["before"]))) or \
+                not set(p.get("flags") or []) <= {"--break-system-packages"} or \
+                (p.get("backup") is not None and not _BACKUP_NAME.match(str(p["backup"]))):
+            return "package entry {!r}".format(p)
+    for record in journal["os_store"]:
+        if not OS.valid_ca_record(record):
+            return "OS store entry {!r}".format(record)
+    return None
+
+
+def writable_target(path):
+    """Whether path is one this product writes: a pip configuration file pip reads (user, global,
+    PIP_CONFIG_FILE, a Python's site file), a CA bundle in a trustfix data folder, or an OS store anchor."""
+    name, folder = os.path.basename(path), os.path.dirname(path)
+    paths = OS.config_paths()
+    known = paths["user"] + paths["global"] + [os.environ.get("PIP_CONFIG_FILE") or ""]
+    known += [os.path.join(OS.data_dir(scope), "ca-bundle.pem") for scope in ("user", "global")]
+    if path in known or path in [os.path.realpath(k) for k in known if k]:
+        return True
+    if name in ("pip.conf", "pip.ini"):                              # --scope site: <prefix>/pip.conf
+        return is_python_prefix(folder)
+    if name == "ca-bundle.pem" and folder.endswith(os.path.join("share", "trustfix")):
+        return is_python_prefix(os.path.dirname(os.path.dirname(folder)))
+    return OS.is_anchor_path(path)
+
+
+def is_python_prefix(folder):
+    import glob
+    return os.path.isfile(os.path.join(folder, "pyvenv.cfg")) or bool(
+        glob.glob(os.path.join(folder, "lib", "python3*", "os.py")) or os.path.isfile(os.path.join(folder, "Lib", "os.py")))
 
 
 def journal_save(journal):
-    atomic_write(journal_path(), json.dumps(journal, indent=1, sort_keys=True).encode("utf-8"))
+    check_private(state_dir(), "state folder")
+    atomic_write(journal_path(), json.dumps(journal, indent=1, sort_keys=True).encode("utf-8"), 0o600)
 
 
 def change_file(journal, path, data, mode=0o644):
@@ -1217,8 +1469,8 @@ def change_file(journal, path, data, mode=0o644):
         if current is not None:
             name = "{}-{}".format(hashlib.sha256(path.encode()).hexdigest()[:12], os.path.basename(path))
             entry["backup"] = os.path.join("backups", name)
-            entry["mode"] = os.stat(path).st_mode & 0o7777
-            atomic_write(os.path.join(state_dir(), entry["backup"]), current, 0o600)
+            entry["mode"] = os.stat(path).st_mode & 0o777
+            atomic_write(os.path.join(backups_dir(), name), current, 0o600)
         journal["files"].append(entry)
         journal_save(journal)
     atomic_write(path, data, entry["mode"] or mode)
@@ -1265,7 +1517,7 @@ def backup_distribution(journal, pin, dist_info, flags):
             rels = [line.rsplit(",", 2)[0] for line in f if line.strip()]
         paths = [os.path.normpath(os.path.join(site_dir, rel)) for rel in rels] + paths
     if paths:
-        dest = os.path.join(state_dir(), "backups", "{}-{}".format(
+        dest = os.path.join(backups_dir(), "{}-{}".format(
             before[:-len(".dist-info")] if before else pin["name"],
             hashlib.sha256(sys.prefix.encode()).hexdigest()[:8]))
         tmp = dest + ".partial"
@@ -1303,12 +1555,18 @@ def undo(args, ui):
     while journal["files"]:
         entry = journal["files"][-1]
         path = entry["path"]
+        if os.path.realpath(path) != path or (os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode)):
+            raise Failure("{} is no longer the regular file bootstrap.py wrote (a link or a folder is on the way "
+                          "now); undo will not write through it. Look at it, then run `bootstrap.py undo` "
+                          "again.".format(path))
         if os.path.isfile(path) and entry.get("after") and sha256_file(path) != entry["after"]:
             aside = "{}.changed-after-trustfix-{}".format(path, time.strftime("%Y%m%d%H%M%S"))
             shutil.copy2(path, aside)
             ui.warn("{} was changed after bootstrap.py wrote it; that version is kept as {}.".format(path, aside))
         if entry["existed"]:
-            atomic_write(path, read_bytes(os.path.join(state_dir(), entry["backup"])), entry["mode"])
+            backup = os.path.join(state_dir(), entry["backup"])
+            check_private(backup, "backup")
+            atomic_write(path, read_bytes(backup), entry["mode"] & 0o777)      # never setuid, setgid, sticky
             ui.step("undo", "changed", "restored " + path)
             changed(path)
         elif os.path.exists(path):
@@ -1356,12 +1614,40 @@ def remove_state(backups):
             pass                                                # not empty, or already gone: leave it
 
 
+def interpreter_problem(python, prefix, pkg):
+    """Why undo will not run the journal's python, or None. It runs only a Python that is one (a regular
+    file in a Python prefix), that no other user can change, and that still has the version of the
+    package this product installed (its dist-info), so a journal cannot make undo run another program."""
+    import glob
+    real = os.path.realpath(python)
+    if not os.path.isfile(real) or not is_python_prefix(prefix):
+        return "{} is not a Python interpreter".format(python)
+    if os.name == "posix":
+        for path in (real, os.path.dirname(real)):
+            st = os.stat(path)
+            if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
+                return "{} can be changed by another user, so undo does not run it".format(path)
+    homes = [prefix, os.path.expanduser("~/.local"), os.path.expanduser("~/Library/Python"),
+             os.path.join(os.environ.get("APPDATA") or "", "Python")]
+    patterns = [os.path.join(h, "lib", "python3*", "site-packages", pkg["after"]) for h in homes] + \
+        [os.path.join(h, "*", "lib", "python", "site-packages", pkg["after"]) for h in homes] + \
+        [os.path.join(h, "Lib", "site-packages", pkg["after"]) for h in homes] + \
+        [os.path.join(h, "Python3*", "site-packages", pkg["after"]) for h in homes]
+    if not any(os.path.isdir(hit) for pattern in patterns for hit in glob.glob(pattern)):
+        return "{} no longer has {} (it was changed since)".format(prefix, pkg["after"][:-len(".dist-info")])
+    return None
+
+
 def undo_package(pkg, ui):
     python, name = pkg["python"], pkg["name"]
     folder = os.path.dirname(python)
     where = os.path.dirname(folder) if os.path.basename(folder).lower() in ("bin", "scripts") else folder
     if not os.path.exists(python):
         ui.warn("{} no longer exists; {} cannot be put back there.".format(python, name))
+        return
+    problem = interpreter_problem(python, where, pkg)
+    if problem:
+        ui.warn("{}; {} there is left as it is.".format(problem, name))
         return
     proc = run(python_cmd(python, "-m", "pip", "uninstall", "-y", "--disable-pip-version-check",
                           user_site=pkg.get("user_site", True)) + pkg.get("flags", [])
@@ -1373,15 +1659,23 @@ def undo_package(pkg, ui):
     if pkg.get("backup"):
         backup = os.path.join(state_dir(), pkg["backup"])
         with open(os.path.join(backup, "manifest.json"), encoding="utf-8") as f:
-            for item in json.load(f):
-                target, stored, link = (item + [None])[:3]             # [path, stored] from 0.1.0 journals
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                if os.path.lexists(target):
-                    os.unlink(target)
-                if link is not None:
-                    os.symlink(link, target)
-                else:
-                    shutil.copy2(os.path.join(backup, stored), target)
+            items = json.load(f)
+        roots = [os.path.realpath(r) + os.sep for r in (where, os.path.expanduser("~/.local"),
+                                                        os.path.expanduser("~/Library/Python"),
+                                                        os.path.join(os.environ.get("APPDATA") or where, "Python"))]
+        for item in items:
+            target, stored, link = (item + [None])[:3]             # [path, stored] from 0.1.0 journals
+            if not (os.path.realpath(os.path.dirname(target)) + os.sep).startswith(tuple(roots)) or \
+                    (stored is not None and not str(stored).isdigit()):
+                ui.warn("the backup of {} names {}, outside that Python; skipped".format(name, target))
+                continue
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            if os.path.lexists(target):
+                os.unlink(target)
+            if link is not None:
+                os.symlink(link, target)
+            else:
+                shutil.copy2(os.path.join(backup, stored), target)
     changed(package="{} in {}".format(name, where))
     if pkg.get("before"):
         ui.step("undo", "changed", "restored {} in {}".format(pkg["before"][:-len(".dist-info")], where))
@@ -1592,6 +1886,12 @@ def make_plan(s, args, ui, workdir=None):
         plan["extras"] = merge_extras(plan["extras"], previous_extras(plan["bundle_path"]))
         check_config_target(plan, s)
         for path in (plan["config_path"], plan["bundle_path"], journal_path()):
+            real = os.path.realpath(path)
+            if os.path.lexists(path) and not os.path.isfile(real):
+                raise BadInput("{} is {}, not a file; bootstrap.py needs to write a file there. Move it away, "
+                               "then run bootstrap.py again; nothing was changed.".format(
+                                   path, "a folder" if os.path.isdir(real) else
+                                   "a broken link" if not os.path.exists(real) else "not a regular file"))
             if not writable(path):
                 raise BadInput("cannot write {}: its folder is not writable for this user; fix the "
                                "permissions, or choose another --scope.".format(path))
@@ -1946,7 +2246,7 @@ def configure_trust(plan, s, args, ui, journal, files):
     encoding = pip_config_encoding()                            # what pip reads it in (not always UTF-8)
     text = read_bytes(path).decode(encoding) if os.path.isfile(path) else \
         "# pip configuration. `cert` was set by trustfix bootstrap.py (undo: python bootstrap.py undo).\n"
-    new = set_ini_key(text, "global", "cert", plan["bundle_path"])
+    new = checked_ini_edit(text, "global", "cert", plan["bundle_path"], path)
     changed = change_file(journal, path, new.encode(encoding)) or changed
     ui.step("trust", "changed" if changed else "ok", "{} {} ({} extra CA(s) + certifi {}{}); cert set in {}".format(
         ("refreshed" if refreshed else "wrote") if changed else "unchanged:", plan["bundle_path"], len(plan["extras"]),
@@ -2310,7 +2610,8 @@ def install_all_pythons(args, ui, code):
             record["status"], record["reason"] = "skipped", reason
             ui.step("python", "skipped", "{}: {}".format(name, reason))
             continue
-        proc = run(python_cmd(info["executable"], SCRIPT, *base), env=env, timeout=900)
+        arm_deadline()                                            # each Python gets a whole run's time
+        proc = run(python_cmd(info["executable"], SCRIPT, *base), env=env, timeout=DEADLINE + 60)
         text = proc.stdout
         start = text.find("\n{") + 1 if not text.startswith("{") else 0
         try:
@@ -2361,7 +2662,8 @@ exit codes: 0 done or nothing to do; 1 failed (nothing left half-changed); 2 bad
             doctor: 0 pip reaches the index with verified TLS; 1 it names a problem and its fix.
 Every option can also come from the environment: TRUSTFIX_OFFLINE=1, TRUSTFIX_INDEX_URL=...,
 TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_ALL_PYTHONS=1, TRUSTFIX_JSON=1
-(yes/no: 1, true, yes / 0, false, no); TRUSTFIX_TIMEOUT=15 bounds every network operation (seconds).
+(yes/no: 1, true, yes / 0, false, no); TRUSTFIX_TIMEOUT=15 bounds every network operation (seconds),
+8 times that one download, TRUSTFIX_DEADLINE=900 the whole run; SIGTERM stops it like Ctrl-C.
 A failed run prints the path of a log file with every step and command.
 """.format(sep=os.pathsep)
 
@@ -2445,9 +2747,9 @@ def parse_args(argv):
             parser.error("{}={!r}: use 1 (or true, yes) or 0 (or false, no)".format(name, env(name)))
     if args.scope not in SCOPES:
         parser.error("TRUSTFIX_SCOPE={!r}: use one of {}".format(args.scope, ", ".join(SCOPES)))
-    if env_seconds("TRUSTFIX_TIMEOUT", 15) is None:
-        parser.error("TRUSTFIX_TIMEOUT={!r}: give a number of seconds from 1 to 3600, e.g. 15".format(
-            env("TRUSTFIX_TIMEOUT")))
+    for name, example in (("TRUSTFIX_TIMEOUT", 15), ("TRUSTFIX_DEADLINE", 900)):
+        if env_seconds(name, example) is None:
+            parser.error("{}={!r}: give a number of seconds from 1 to 3600, e.g. {}".format(name, env(name), example))
     if args.offline and args.index_url:
         parser.error("--offline (TRUSTFIX_OFFLINE) and --index-url (TRUSTFIX_INDEX_URL) exclude each other")
     if args.index_url and not re.match(r"^https?://[^/\s]+", args.index_url):
@@ -2499,6 +2801,7 @@ def run_install(args, ui):
         if args.dry_run:
             ui.say("--dry-run: nothing was changed.")
             return EXIT_OK, result
+        check_space(plan, s, workdir)
         journal = journal_load()
         files = acquire(plan, s, ui, workdir)                  # verified files in a temp folder: no change yet
         if (plan["install"] or plan["strategy"] == "bundle") and not os.path.isfile(journal_path()):
@@ -2510,6 +2813,30 @@ def run_install(args, ui):
         ui.say("Done. pip works here without --trusted-host; `python bootstrap.py undo` reverts the changes."
                if changed else "Done. Nothing needed to change.")
     return code, result
+
+
+def check_space(plan, s, workdir):
+    """Before any change: room for the verified wheels and the unpacked installer (the temporary folder),
+    the new pip (site-packages) and the backups (the state folder). A disk that fills up half-way would
+    leave a half-done run; refusing first leaves none."""
+    needs = [(workdir, 40)]
+    if plan["install"]:
+        needs.append((s["purelib"] if not plan.get("where", "").startswith(os.path.expanduser("~")) else
+                      os.path.expanduser("~"), 30))
+    if plan["install"] or plan["strategy"] == "bundle":
+        needs.append((state_dir(), 10))
+    for path, mb in needs:
+        folder = path
+        while folder and not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        try:
+            free = shutil.disk_usage(folder).free >> 20
+        except OSError:
+            continue
+        if free < mb:
+            raise Failure("only {} MB are free on the disk holding {}; bootstrap.py needs about {} MB there. "
+                          "Free some space (or set TMPDIR to a roomier folder), then run it again; nothing was "
+                          "changed.".format(free, path, mb))
 
 
 def write_log(args):
@@ -2528,9 +2855,12 @@ def write_log(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    SCOPE["state"] = args.scope
     ui = UI(json_mode=args.json, verbose=args.verbose)
     result, started = {}, time.time()
+    signal.signal(signal.SIGTERM, on_signal)
     try:
+        arm_deadline()
         if args.command == "undo":
             code = undo(args, ui)
         elif args.command == "doctor":
@@ -2543,8 +2873,15 @@ def main(argv=None):
     except Failure as e:
         code, error = e.code, e.args[0]
         ui.step("error", "failed", error)
-    except KeyboardInterrupt:
-        code, error = EXIT_FAILED, "interrupted; run bootstrap.py again to finish, or `bootstrap.py undo`"
+    except (KeyboardInterrupt, Stopped) as e:
+        code, error = EXIT_FAILED, "{}; run bootstrap.py again to finish, or `bootstrap.py undo`".format(
+            e.args[0] if isinstance(e, Stopped) else "interrupted")
+        ui.step("error", "failed", error)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+            raise
+        code, error = EXIT_FAILED, "no space left on the disk holding {} ({}); free some space, then run " \
+            "bootstrap.py again to finish, or `bootstrap.py undo`".format(e.filename or "a file it writes", e.strerror)
         ui.step("error", "failed", error)
     except Exception as e:                                      # a bug: one sentence here, the traceback in the log
         import traceback
@@ -2552,6 +2889,8 @@ def main(argv=None):
         code, error = EXIT_FAILED, "unexpected error ({}: {}); this is a bug in bootstrap.py: please send the log " \
             "file below to IT".format(type(e).__name__, e)
         ui.step("error", "failed", error)
+    if hasattr(signal, "SIGALRM"):
+        signal.alarm(0)
     logfile = write_log(args) if error else None
     if logfile:
         ui.say("  details: " + logfile)

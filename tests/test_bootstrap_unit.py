@@ -630,9 +630,10 @@ def test_set_ini_key_replaces_global_cert_and_keeps_everything_else():
 
 @pytest.mark.parametrize("line", ["cert:/old.pem", "cert=/old.pem", "  cert   =   /old.pem", "cert : /old.pem"])
 def test_set_ini_key_replaces_every_spelling_of_the_key(line):
-    text = "[global]\nindex-url = https://x.example/simple\n" + line + "\nproxy = http://proxy:3128\n"
+    # first in its section: an indented line after another option would be that option's continuation
+    text = "[global]\n" + line + "\nindex-url = https://x.example/simple\nproxy = http://proxy:3128\n"
     out = bootstrap.set_ini_key(text, "global", "cert", "/new.pem")
-    assert out == "[global]\nindex-url = https://x.example/simple\ncert = /new.pem\nproxy = http://proxy:3128\n"
+    assert out == "[global]\ncert = /new.pem\nindex-url = https://x.example/simple\nproxy = http://proxy:3128\n"
 
 
 def test_set_ini_key_leaves_cert_of_other_sections_and_other_keys_alone():
@@ -1188,7 +1189,7 @@ def test_change_file_backs_up_an_existing_file_and_keeps_its_mode(laptop, ui):
 
 
 def test_change_file_twice_keeps_the_first_backup_even_across_runs(laptop, ui):
-    path = write(laptop / "pip.conf", b"original\n")
+    path = write(laptop / ".pip" / "pip.conf", b"original\n")
     journal = bootstrap.journal_load()
     bootstrap.change_file(journal, str(path), b"first run\n")
     journal = bootstrap.journal_load()                     # a second run reads the journal back
@@ -1209,7 +1210,8 @@ def test_change_file_with_identical_data_writes_nothing(laptop):
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
-def test_undo_restores_every_file_byte_for_byte(laptop, tmp_path, ui):
+def test_undo_restores_every_file_byte_for_byte(laptop, tmp_path, ui, monkeypatch):
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(laptop / "notes.bin"))     # a file undo may touch: pip reads it
     files = {laptop / ".config" / "pip" / "pip.conf": None,
              laptop / ".pip" / "pip.conf": b"[global]\r\nindex-url = https://m/simple\r\n",
              laptop / ".local" / "share" / "trustfix" / "ca-bundle.pem": None,

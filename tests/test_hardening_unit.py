@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import ssl
+import stat
 import subprocess
 import sys
 import threading
@@ -190,3 +191,139 @@ def test_json_help_and_version_are_json(flag, tmp_path):
     doc = json.loads(proc.stdout)
     assert proc.returncode == 0 and doc["exit_code"] == 0 and doc["changed"] is False
     assert doc["command"] == flag[2:] and doc[flag[2:]]
+
+
+# --- undo trusts no journal it did not write ------------------------------------------------------------
+
+@pytest.fixture
+def state(tmp_path, monkeypatch):
+    folder = tmp_path / "state"
+    folder.mkdir(mode=0o700)
+    monkeypatch.setenv("TRUSTFIX_STATE_DIR", str(folder))
+    (tmp_path / "home").mkdir(exist_ok=True)
+    return folder
+
+
+def hand_made(state, files=(), packages=(), os_store=()):
+    (state / "journal.json").write_text(json.dumps({"version": 1, "files": list(files), "packages": list(packages),
+                                                    "os_store": list(os_store), "created_dirs": []}))
+    (state / "journal.json").chmod(0o600)
+
+
+def undo():
+    return bootstrap.undo(None, bootstrap.UI(json_mode=True))
+
+
+@pytest.mark.parametrize("entry", [
+    {"path": "VICTIM", "existed": False, "backup": None, "mode": None},                      # any file
+    {"path": "HOME/.pip/../../victim.txt", "existed": False, "backup": None, "mode": None},   # ..
+    {"path": "HOME/.pip/pip.conf", "existed": True, "backup": "../../victim.txt", "mode": 0o644},
+    {"path": "relative/pip.conf", "existed": False, "backup": None, "mode": None},
+], ids=["any-path", "dot-dot", "backup-outside", "relative"])
+def test_a_hand_made_journal_cannot_make_undo_touch_other_files(state, tmp_path, entry):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    entry = {k: v.replace("VICTIM", str(victim)).replace("HOME", str(tmp_path / "home")) if isinstance(v, str) else v
+             for k, v in entry.items()}
+    hand_made(state, files=[entry])
+    with pytest.raises(bootstrap.Failure) as e:
+        undo()
+    assert "is damaged" in str(e.value)
+    assert victim.read_text() == "keep me"
+
+
+def test_undo_restores_a_recorded_mode_without_setuid(state, tmp_path):
+    target = tmp_path / "home" / ".pip" / "pip.conf"
+    target.parent.mkdir(parents=True)
+    target.write_text("[global]\ncert = x\n")
+    (state / "backups").mkdir(mode=0o700)
+    (state / "backups" / "b").write_text("[global]\n")
+    hand_made(state, files=[{"path": str(target), "existed": True, "backup": "backups/b", "mode": 0o4755}])
+    assert undo() == 0
+    assert target.read_text() == "[global]\n" and stat.S_IMODE(target.stat().st_mode) == 0o755
+
+
+def test_undo_runs_no_program_the_journal_calls_python(state, tmp_path):
+    evil = tmp_path / "evil" / "bin" / "python"
+    evil.parent.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    evil.write_text("#!/bin/sh\ntouch {}\n".format(marker))
+    evil.chmod(0o755)
+    hand_made(state, packages=[{"python": str(evil), "name": "pip", "before": None, "after": "pip-26.0.dist-info",
+                                "flags": [], "user_site": False}])
+    ui = bootstrap.UI(json_mode=True)
+    assert bootstrap.undo(None, ui) == 0
+    assert not marker.exists()
+    assert any("not a Python interpreter" in w for w in ui.warnings), ui.warnings
+
+
+def test_undo_runs_no_command_the_journal_names_for_the_os_store(state, tmp_path):
+    marker = tmp_path / "ran"
+    hand_made(state, os_store=[{"kind": "file+command", "path": "/usr/local/share/ca-certificates/trustfix-0123456789abcdef.crt",
+                                "command": ["sh", "-c", "touch " + str(marker)]}])
+    with pytest.raises(bootstrap.Failure):
+        undo()
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root to make files of another user")
+@pytest.mark.parametrize("how", ["journal-of-another-user", "group-writable-state", "symlinked-journal"])
+def test_a_journal_another_user_could_write_is_refused(state, tmp_path, how):
+    victim = tmp_path / "home" / ".pip" / "pip.conf"
+    victim.parent.mkdir(parents=True)
+    victim.write_text("keep me")
+    hand_made(state, files=[{"path": str(victim), "existed": False, "backup": None, "mode": None}])
+    if how == "journal-of-another-user":
+        os.chown(str(state / "journal.json"), 65534, 65534)
+    elif how == "group-writable-state":
+        state.chmod(0o770)
+    else:
+        (tmp_path / "elsewhere.json").write_bytes((state / "journal.json").read_bytes())
+        (state / "journal.json").unlink()
+        (state / "journal.json").symlink_to(tmp_path / "elsewhere.json")
+    with pytest.raises(bootstrap.Failure) as e:
+        undo()
+    assert "not safe" in str(e.value)
+    assert victim.read_text() == "keep me"
+
+
+def test_the_global_journal_lives_with_the_global_bundle_not_in_home(monkeypatch):
+    monkeypatch.delenv("TRUSTFIX_STATE_DIR", raising=False)
+    monkeypatch.setitem(bootstrap.SCOPE, "state", "global")
+    assert bootstrap.state_dir() == bootstrap.OS.data_dir("global")
+    assert not bootstrap.state_dir().startswith(os.path.expanduser("~"))
+    monkeypatch.setitem(bootstrap.SCOPE, "state", "user")
+    assert bootstrap.state_dir() == bootstrap.OS.data_dir("user")
+
+
+# --- pip.conf edited by pip's own reading rules ---------------------------------------------------------
+
+def pip_reads(text):
+    return bootstrap.ini_values(text)
+
+
+def test_a_spaced_header_is_not_global_for_pip_so_a_real_global_is_added():
+    text = "[ global ]\ntimeout = 7\n"
+    out = bootstrap.checked_ini_edit(text, "global", "cert", "/b.pem", "pip.conf")
+    assert out.startswith(text)
+    assert pip_reads(out) == {" global ": {"timeout": "7"}, "global": {"cert": "/b.pem"}}
+
+
+def test_a_continued_cert_value_is_replaced_whole():
+    text = "[global]\ncert = /first/part\n    /second/part\n\n    /third\n# note\ntimeout = 5\n"
+    out = bootstrap.checked_ini_edit(text, "global", "cert", "/b.pem", "pip.conf")
+    assert pip_reads(out) == {"global": {"cert": "/b.pem", "timeout": "5"}}
+    assert out == "[global]\ncert = /b.pem\n# note\ntimeout = 5\n"
+
+
+@pytest.mark.parametrize("line", ["CERT: /old.pem", "--cert = /old.pem", "Cert=/old.pem"])
+def test_every_spelling_pip_accepts_is_the_key(line):
+    out = bootstrap.checked_ini_edit("[global]\n" + line + "\n", "global", "cert", "/b.pem", "pip.conf")
+    assert pip_reads(out) == {"global": {"cert": "/b.pem"}}
+
+
+def test_an_edit_pip_would_read_differently_is_refused(monkeypatch):
+    monkeypatch.setattr(bootstrap, "set_ini_key", lambda text, s, k, v: text + "[global]\ncert = /x\n")
+    with pytest.raises(bootstrap.Failure) as e:
+        bootstrap.checked_ini_edit("[global]\ncert = /a\n", "global", "cert", "/b.pem", "pip.conf")
+    assert "reads it back" in str(e.value)
