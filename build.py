@@ -5,6 +5,8 @@
                                      the digest the index publishes, then replace wheels/ and hashes.txt
     python build.py --check          wheels/ and hashes.txt agree exactly (CI runs this)
     python build.py zip --ca X.pem   the reproducible zip handed to new hires
+    python build.py zip --python ">=3.10"
+                                     a slim zip: only the pins (and wheels) those Pythons need
 
 Pins: the newest pip wheel for each Python 3.6 .. 3.14, read from each release's Requires-Python and
 grouped into ranges of Pythons that get the same pip; the newest truststore and certifi, each with the
@@ -45,6 +47,15 @@ DEFAULT_INDEX_URL = "https://pypi.org/simple/"
 PYTHONS = tuple((3, minor) for minor in range(6, 15))   # the Pythons a bundle serves: 3.6 .. 3.14
 PER_PYTHON = ("pip",)                    # one pin per range of Pythons: each gets its newest pip
 NEWEST = ("certifi", "truststore")       # one pin: the newest release, marked by its Requires-Python
+ALWAYS = ("certifi",)                    # kept in every slim bundle: bootstrap.py reads certifi's roots from
+                                         # its wheel on every Python (the CA bundle; 3.6 too, which its
+                                         # marker does not install it on)
+SERVES = "# serves: python "             # the hashes.txt header line of a slim bundle (see serves_line)
+SLIM_NOTE = (                            # and the two lines after it
+    "# A slim bundle: only the pins those Pythons need (and certifi, whose roots bootstrap.py reads",
+    "# on every Python). The full bundle (python build.py zip) serves Python {} .. {}.".format(
+        ".".join(map(str, PYTHONS[0])), ".".join(map(str, PYTHONS[-1]))),
+)
 TIMEOUT = 30.0                           # seconds, for any single network operation
 DOWNLOAD_DEADLINE = 600.0                # seconds, for a whole file: a trickling server cannot hang us
 PATCH_LEVELS = range(100)                # 3.X.0 .. 3.X.99: "supports 3.X" means every patch release
@@ -67,12 +78,18 @@ examples:
   python build.py --check                  CI: wheels/ and hashes.txt agree exactly
   python build.py zip --ca corp-root.pem   dist/trustfix-<digest>.zip with the company root CA
   SOURCE_DATE_EPOCH=1767225600 python build.py zip --ca corp-root.pem -o dist/trustfix-2026.zip
+  python build.py zip --python ">=3.10" --ca corp-root.pem
+                                           a slim zip for a fleet on Python 3.10+: one pip, not five
+                                           (any PEP 440 specifier: "==3.12.*", ">=3.8,<3.11")
 
 what it writes:
   wheels/      one pip wheel per range of Pythons, truststore and certifi (pure-Python wheels)
   hashes.txt   a pip requirements file: one `name==version ; marker --hash=sha256:...` line per wheel
   the zip      trustfix/{bootstrap.py, hashes.txt, README.txt, wheels/*, ca/*.pem}, byte-identical
-               for identical inputs (sorted entries, fixed time and permissions, stored uncompressed)
+               for identical inputs (sorted entries, fixed time and permissions, stored uncompressed);
+               with --python, hashes.txt keeps only the pins whose markers can hold on a Python 3.X
+               the specifier matches (certifi always: bootstrap.py reads its roots on every Python),
+               wheels/ only their wheels, and hashes.txt and README.txt say which Pythons it serves
 
 exit codes: 0 ok, 1 failed (network, digest mismatch, --check found a difference), 2 bad usage or input.
 The index is reached with urllib: HTTPS_PROXY/NO_PROXY apply; TLS verifies against the default
@@ -121,6 +138,17 @@ class PinnedLine(NamedTuple):
     version: str
     pythons: tuple[tuple[int, int], ...]
     hashes: tuple[str, ...]
+
+
+class Serves(NamedTuple):
+    """The Pythons a bundle serves: spec None (the full bundle: every one of PYTHONS), or the
+    normalized `zip --python` specifier and the minor versions it matches."""
+
+    spec: str | None
+    pythons: tuple[tuple[int, int], ...]
+
+
+FULL = Serves(None, PYTHONS)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -612,6 +640,107 @@ def read_hashes(path: str) -> list[PinnedLine]:
 
 
 # --------------------------------------------------------------------------------------------------
+# Slim bundles: `zip --python SPEC` serves only the Pythons a specifier matches
+# --------------------------------------------------------------------------------------------------
+
+def served_by(clauses: list[tuple[str, str]]) -> tuple[tuple[int, int], ...]:
+    """The minor versions 3.X in PYTHONS that a fleet specifier matches: those with at least one patch
+    release 3.X.Y that satisfies it (`>=3.10.4` still has 3.10 machines to serve). hashes.txt's markers
+    test only python_version (3.X), so a pin chosen for 3.X serves every 3.X.Y."""
+    return tuple(p for p in PYTHONS if any(python_satisfies(clauses, p + (patch,)) for patch in PATCH_LEVELS))
+
+
+def parse_fleet(spec: str) -> Serves:
+    """`zip --python SPEC` as the Pythons it serves; BadInput (one sentence) for a specifier that is not
+    PEP 440 or that matches none of PYTHONS."""
+    example = 'give e.g. --python ">=3.10", "==3.12.*" or ">=3.8,<3.11"'
+    if not spec.strip():
+        raise BadInput("--python needs a PEP 440 specifier of the Pythons the zip serves; {}.".format(example))
+    try:
+        clauses = parse_requires_python(spec)
+    except ValueError as exc:
+        raise BadInput("--python {!r} is not a PEP 440 specifier ({}); {}.".format(spec, exc, example)) from None
+    pythons = served_by(clauses)
+    if not pythons:
+        raise BadInput("--python {!r} matches no Python a bundle can serve ({} .. {}), so no zip was written; "
+                       "{}.".format(spec, pystr(PYTHONS[0]), pystr(PYTHONS[-1]), example))
+    return Serves(",".join(op + version for op, version in clauses), pythons)
+
+
+def serves_line(serves: Serves) -> str:
+    """`# serves: python >=3.10 (3.10, 3.11, 3.12, 3.13, 3.14)`: the specifier has no spaces (normalized),
+    the list in parentheses is every minor version it matches, comma-and-space separated."""
+    return "{}{} ({})".format(SERVES, serves.spec, ", ".join(pystr(p) for p in serves.pythons))
+
+
+_SERVES_LINE = re.compile(re.escape(SERVES) + r"(?P<spec>\S+) \((?P<list>3\.\d+(?:, 3\.\d+)*)\)")
+
+
+def read_serves(path: str) -> Serves:
+    """The Pythons a hashes.txt serves: its `# serves:` line (a slim bundle), else all of PYTHONS.
+
+    BuildError naming the line when it is malformed or its list is not what its specifier matches."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise BuildError("{} is missing; make it with `python build.py`.".format(path)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuildError("{} cannot be read ({}).".format(path, exc)) from None
+    found = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip().startswith(SERVES.rstrip())]
+    if not found:
+        return FULL
+    if len(found) > 1:
+        raise BuildError("{} has {} `{}` lines ({}); a bundle serves one set of Pythons.".format(
+            path, len(found), SERVES.strip(), ", ".join(str(n) for n, _ in found)))
+    lineno, text = found[0]
+    m = _SERVES_LINE.fullmatch(text)
+    try:
+        if not m:
+            raise ValueError('expected `{}>=3.10 (3.10, 3.11, ...)`'.format(SERVES))
+        serves = parse_fleet(m["spec"])
+    except (ValueError, BadInput) as exc:
+        raise BuildError("{} line {} is malformed: {}; got: {}".format(path, lineno, exc, text[:120])) from None
+    listed = tuple(tuple(int(x) for x in item.split(".")) for item in m["list"].split(", "))
+    if listed != serves.pythons:
+        raise BuildError("{} line {} lists Python {}, but {} matches Python {}; rebuild the zip.".format(
+            path, lineno, m["list"], serves.spec, ", ".join(pystr(p) for p in serves.pythons)))
+    return serves
+
+
+def describe_serves(serves: Serves) -> str:
+    """`Python >=3.10 (3.10, 3.11, 3.12, 3.13, 3.14)`, or `Python 3.6 .. 3.14` for the full bundle."""
+    if serves.spec is None:
+        return "Python {} .. {}".format(pystr(PYTHONS[0]), pystr(PYTHONS[-1]))
+    return "Python {} ({})".format(serves.spec, ", ".join(pystr(p) for p in serves.pythons))
+
+
+def needed_pins(pinned: list[PinnedLine], serves: Serves) -> list[PinnedLine]:
+    """The pins a bundle serving these Pythons needs: each whose marker holds on one of them, and certifi."""
+    return [p for p in pinned if p.project in ALWAYS or set(p.pythons) & set(serves.pythons)]
+
+
+def slim_hashes(text: str, pinned: list[PinnedLine], keep: list[PinnedLine], serves: Serves) -> str:
+    """hashes.txt for a slim bundle: the header without its `give each Python 3.6 .. 3.14 its own pip`
+    line (and without the serves line and note of a slim hashes.txt: slimming again gives the same text
+    for the same Pythons), the serves line and note, then the kept pin lines, unchanged."""
+    pins, kept = {p.lineno for p in pinned}, {p.lineno for p in keep}
+    first_pin = min(pins)
+    out = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if lineno == first_pin:
+            out += [serves_line(serves), *SLIM_NOTE]
+        if lineno in pins and lineno not in kept:
+            continue
+        if lineno not in pins and (line.strip().startswith(SERVES.rstrip()) or line.strip() in SLIM_NOTE
+                                   or re.fullmatch(r"# The python_version markers give each Python .* its own pip\.",
+                                                   line.strip())):
+            continue
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------
 # `python build.py`: download, verify, then swap wheels/ and hashes.txt in
 # --------------------------------------------------------------------------------------------------
 
@@ -770,12 +899,20 @@ def cmd_pins(root: str, index_url: str, timeout: float, dry_run: bool, as_json: 
 # `python build.py --check`: wheels/ and hashes.txt agree exactly
 # --------------------------------------------------------------------------------------------------
 
-def coverage_problems(pinned: list[PinnedLine]) -> list[str]:
-    """Every Python gets exactly one pip, and no Python two pins of one project (pip would refuse)."""
+def coverage_problems(pinned: list[PinnedLine], serves: Serves = FULL) -> list[str]:
+    """Every Python served gets exactly one pip, and no Python two pins of one project (pip would refuse);
+    a slim bundle has no pin that only Pythons it does not serve could use."""
     problems = []
+    if serves.spec is not None:
+        for p in pinned:
+            if p.project not in ALWAYS and not set(p.pythons) & set(serves.pythons):
+                problems.append("hashes.txt line {} pins {}=={} for Python {} only, which this slim bundle does "
+                                "not serve (it serves {}).".format(p.lineno, p.project, p.version,
+                                                                   ", ".join(map(pystr, p.pythons)) or "none",
+                                                                   describe_serves(serves)))
     for project in sorted({p.project for p in pinned}):
         lines = [p for p in pinned if p.project == project]
-        for python in PYTHONS:
+        for python in serves.pythons:
             serving = [p.lineno for p in lines if python in p.pythons]
             if len(serving) > 1:
                 problems.append("hashes.txt lines {} all pin {} for Python {}.".format(
@@ -786,13 +923,15 @@ def coverage_problems(pinned: list[PinnedLine]) -> list[str]:
 
 
 def check_tree(root: str) -> tuple[list[str], list[PinnedLine], list[str]]:
-    """(problems, pins, wheel file names): each problem names the file and what is wrong."""
+    """(problems, pins, wheel file names): each problem names the file and what is wrong. A slim bundle
+    (a `# serves:` line in hashes.txt) is checked for the Pythons it serves."""
     hashes_path = os.path.join(root, "hashes.txt")
     wheels = os.path.join(root, "wheels")
     pinned = read_hashes(hashes_path)
+    serves = read_serves(hashes_path)
     names = sorted(os.listdir(wheels)) if os.path.isdir(wheels) else []
     digests = {n: sha256_file(os.path.join(wheels, n)) for n in names if os.path.isfile(os.path.join(wheels, n))}
-    problems = coverage_problems(pinned)
+    problems = coverage_problems(pinned, serves)
     matched: set[str] = set()
     for pin in pinned:
         same_name = [n for n in names if wheel_name_version(n)
@@ -818,20 +957,24 @@ def check_tree(root: str) -> tuple[list[str], list[PinnedLine], list[str]]:
 
 
 def cmd_check(root: str, as_json: bool) -> int:
+    serves = FULL
     try:
         problems, pinned, names = check_tree(root)
+        serves = read_serves(os.path.join(root, "hashes.txt"))
     except BuildError as exc:
         problems, pinned, names = [str(exc)], [], []
     if as_json:
-        print(json.dumps({"ok": not problems, "problems": problems, "pins": len(pinned), "files": len(names)},
+        print(json.dumps({"ok": not problems, "problems": problems, "pins": len(pinned), "files": len(names),
+                          "serves": {"spec": serves.spec, "pythons": [pystr(p) for p in serves.pythons]}},
                          indent=2))
     elif problems:
         print("build.py --check FAILED:", file=sys.stderr)
         for problem in problems:
             print("  " + problem, file=sys.stderr)
     else:
-        print("OK: wheels/ matches hashes.txt exactly ({} pins, {} wheels, SHA-256 verified).".format(
-            len(pinned), len(names)))
+        print("OK: wheels/ matches hashes.txt exactly ({} pins, {} wheels, SHA-256 verified){}.".format(
+            len(pinned), len(names), "" if serves.spec is None else
+            "; a slim bundle: it serves only {}".format(describe_serves(serves))))
     return EXIT_FAILED if problems else EXIT_OK
 
 
@@ -953,8 +1096,19 @@ def collect_cas(paths: list[str], now: datetime.datetime | None = None) -> list[
     return [unique[name] for name in sorted(unique)]
 
 
-def readme_text(cas: list[dict], contact: str) -> str:
-    """README.txt for the new hire: what this is, how to run it, what changes, how to undo it."""
+def readme_text(cas: list[dict], contact: str, serves: Serves = FULL) -> str:
+    """README.txt for the new hire: what this is, how to run it, what changes, how to undo it; a slim
+    bundle also says which Pythons it serves (the full bundle's text is as it always was)."""
+    if serves.spec is None:
+        serves_lines = []
+    else:
+        serves_lines = [
+            "This bundle serves Python {} only: {}.".format(serves.spec, ", ".join(pystr(p) for p in serves.pythons)),
+            "With another Python it stops and changes nothing: run it with one of",
+            "those (Windows: py -{} bootstrap.py), or ask {} for the full bundle.".format(
+                pystr(serves.pythons[-1]), contact),
+            "",
+        ]
     if cas:
         ca_lines = ["  The company CA(s) it trusts, in ca/:"] + [
             "    {}  ({})".format(ca["subject"], ca["name"][3:]) for ca in cas]
@@ -969,6 +1123,7 @@ def readme_text(cas: list[dict], contact: str) -> str:
         "pip (and truststore on Python 3.10+) from the wheels/ folder, checked against",
         "the SHA-256 digests in hashes.txt, and tells pip which CAs to trust.",
         "",
+    ] + serves_lines + [
         "Run it from this folder, with the Python you use:",
         "  Windows:          py bootstrap.py",
         "  macOS and Linux:  python3 bootstrap.py",
@@ -998,22 +1153,34 @@ def zip_date_time(epoch: int | None) -> tuple[int, int, int, int, int, int]:
     return time.gmtime(epoch)[:6]
 
 
-def zip_entries(root: str, cas: list[dict], contact: str) -> list[tuple[str, bytes]]:
-    """(name in zip, bytes), sorted by name: the whole bundle, read into memory (about 10 MB)."""
+def zip_entries(root: str, cas: list[dict], contact: str, serves: Serves | None = None,
+                pinned: list[PinnedLine] = ()) -> list[tuple[str, bytes]]:
+    """(name in zip, bytes), sorted by name: the whole bundle, read into memory (about 10 MB).
+
+    With serves (zip --python), only the pins (of `pinned`, hashes.txt as check_tree read it) those
+    Pythons need, in a hashes.txt that says which Pythons it serves, and only their wheels."""
     bootstrap = os.path.join(root, "bootstrap.py")
     if not os.path.isfile(bootstrap):
         raise BuildError("{} is missing; the zip needs the installer next to hashes.txt and wheels/."
                          .format(bootstrap))
-    sources = {"bootstrap.py": bootstrap, "hashes.txt": os.path.join(root, "hashes.txt")}
+    hashes_path = os.path.join(root, "hashes.txt")
+    sources = {"bootstrap.py": bootstrap, "hashes.txt": hashes_path}
+    keep = needed_pins(list(pinned), serves) if serves else list(pinned)
+    wanted = {(p.project, version_key(p.version)) for p in keep}
     for name in sorted(os.listdir(os.path.join(root, "wheels"))):
-        sources["wheels/" + name] = os.path.join(root, "wheels", name)
+        project_version = wheel_name_version(name)
+        if serves is None or (project_version and (project_version[0], version_key(project_version[1])) in wanted):
+            sources["wheels/" + name] = os.path.join(root, "wheels", name)
     entries = {}
     for name, path in sources.items():
         with open(path, "rb") as f:
             entries[name] = f.read()
+    if serves:
+        with open(hashes_path, encoding="utf-8") as f:       # as read_hashes read it: same line numbers
+            entries["hashes.txt"] = slim_hashes(f.read(), list(pinned), keep, serves).encode("utf-8")
     for ca in cas:
         entries[ca["name"]] = ca["pem"]
-    entries["README.txt"] = readme_text(cas, contact).encode("utf-8")
+    entries["README.txt"] = readme_text(cas, contact, serves or FULL).encode("utf-8")
     return sorted(("{}/{}".format(ZIP_TOP, name), data) for name, data in entries.items())
 
 
@@ -1035,13 +1202,24 @@ def write_zip(path: str, entries: list[tuple[str, bytes]], date_time: tuple) -> 
             zf.writestr(info, data)
 
 
-def cmd_zip(root: str, ca_paths: list[str], output: str | None, contact: str, as_json: bool) -> int:
-    cas = collect_cas(ca_paths)             # bad input first: nothing is written for a bad --ca
-    problems, _, _ = check_tree(root)
+def cmd_zip(root: str, ca_paths: list[str], output: str | None, contact: str, as_json: bool,
+            python: str | None = None) -> int:
+    serves = parse_fleet(python) if python is not None else None   # bad input first: nothing is written
+    cas = collect_cas(ca_paths)             # for a bad --python or --ca
+    problems, pinned, _ = check_tree(root)
     if problems:
         raise BuildError("wheels/ and hashes.txt disagree, so no zip was written:\n  " + "\n  ".join(problems)
                          + "\nRun `python build.py` (or fix wheels/), then `python build.py --check`.")
-    entries = zip_entries(root, cas, contact)
+    tree_serves = read_serves(os.path.join(root, "hashes.txt"))
+    if serves is None and tree_serves.spec is not None:
+        serves = tree_serves                 # a zip of a slim tree is that slim bundle again
+    if serves and not set(serves.pythons) <= set(tree_serves.pythons):
+        raise BadInput("--python {} matches Python {}, which {} does not serve (it serves {}); build from the "
+                       "full tree.".format(serves.spec, ", ".join(pystr(p) for p in serves.pythons
+                                                                   if p not in tree_serves.pythons),
+                                           os.path.join(root, "hashes.txt"), describe_serves(tree_serves)))
+    entries = zip_entries(root, cas, contact, serves, pinned)
+    serves = serves or FULL
     date_time = zip_date_time(source_date_epoch())
     if output and (os.path.isdir(output) or output.endswith(("/", os.sep))):
         output, out_dir = None, os.path.abspath(output)         # -o FOLDER/: the default name there
@@ -1065,6 +1243,7 @@ def cmd_zip(root: str, ca_paths: list[str], output: str | None, contact: str, as
     wheels_size = sum(len(data) for name, data in entries if name.startswith(ZIP_TOP + "/wheels/"))
     if as_json:
         print(json.dumps({"zip": final, "sha256": digest, "size": size, "wheels_size": wheels_size,
+                          "serves": {"spec": serves.spec, "pythons": [pystr(p) for p in serves.pythons]},
                           "entries": [name for name, _ in entries],
                           "cas": [{k: v for k, v in ca.items() if k != "pem"} for ca in cas]}, indent=2))
         return EXIT_OK
@@ -1072,6 +1251,10 @@ def cmd_zip(root: str, ca_paths: list[str], output: str | None, contact: str, as
     print("SHA-256: {}".format(digest))
     print("size:    {:,} bytes ({}; {:.3f}x the {:,} bytes of its wheels)".format(
         size, human_size(size), size / wheels_size if wheels_size else 0.0, wheels_size))
+    if serves.spec is not None:
+        shipped = sum(1 for name, _ in entries if name.startswith(ZIP_TOP + "/wheels/"))
+        print("serves:  {}; a slim bundle: {} of {} pins, {} wheels".format(
+            describe_serves(serves), len(needed_pins(pinned, serves)), len(pinned), shipped))
     for ca in cas:
         print("CA:      {}".format(ca["subject"]))
         print("  SHA-256 fingerprint: {}".format(ca["sha256_fingerprint"]))
@@ -1112,6 +1295,10 @@ def parser() -> argparse.ArgumentParser:
                    help="where to write the zip (default: dist/trustfix-<first 12 hex of its SHA-256>.zip)")
     z.add_argument("--contact", metavar="TEXT", default="the IT service desk",
                    help="who the new hire should ask, for README.txt (default: %(default)s)")
+    z.add_argument("--python", metavar="SPEC",
+                   help='a slim zip for the Pythons this PEP 440 specifier matches, e.g. ">=3.10", "==3.12.*", '
+                        '">=3.8,<3.11": only the pins and wheels they need (default: every Python {} .. {})'
+                        .format(pystr(PYTHONS[0]), pystr(PYTHONS[-1])))
     return p
 
 
@@ -1126,8 +1313,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "check" if args.check else args.command
     if args.check and args.command not in ("pins", "check"):
         p.error("--check is a command of its own; drop `{}`".format(args.command))
-    if command != "zip" and (args.ca or args.output):
-        p.error("--ca and -o/--output belong to the zip command: python build.py zip --ca FILE.pem")
+    if command != "zip" and (args.ca or args.output or args.python is not None):
+        p.error("--ca, -o/--output and --python belong to the zip command: python build.py zip --ca FILE.pem")
     if args.timeout <= 0:
         p.error("--timeout must be a positive number of seconds")
     root = os.path.abspath(args.root)
@@ -1141,7 +1328,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "check":
             return cmd_check(root, args.json)
         if command == "zip":
-            return cmd_zip(root, args.ca, args.output, args.contact, args.json)
+            return cmd_zip(root, args.ca, args.output, args.contact, args.json, args.python)
         return cmd_pins(root, check_index_url(args.index_url), args.timeout, args.dry_run, args.json)
     except BuildError as exc:
         print("build.py: error: {}".format(exc), file=sys.stderr)

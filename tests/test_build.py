@@ -756,3 +756,163 @@ def test_committed_hashes_txt_installs_with_real_pip(version, python, tmp_path):
     assert shown[0] == expected
     assert shown[1] == str(version >= (3, 10))       # truststore only where it can run
     assert shown[2] == str(version >= (3, 7))        # certifi as its Requires-Python says
+
+
+# ------------------------------------------------------------------------------------------------
+# `python build.py zip --python SPEC`: a slim bundle for the Pythons a fleet has
+# ------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def real_tree(tmp_path_factory):
+    """The committed hashes.txt and wheels/ (real pip, certifi, truststore), with a snapshot of
+    bootstrap.py: a copy, so that an edit to the working tree cannot land between two builds."""
+    root = tmp_path_factory.mktemp("real")
+    shutil.copy2(ROOT / "hashes.txt", root / "hashes.txt")
+    shutil.copytree(ROOT / "wheels", root / "wheels")
+    if (ROOT / "bootstrap.py").is_file():
+        shutil.copy2(ROOT / "bootstrap.py", root / "bootstrap.py")
+    else:
+        (root / "bootstrap.py").write_text("print('stand-in for bootstrap.py')\n")
+    return root
+
+
+def unzip(path, dest):
+    with zipfile.ZipFile(path) as zf:
+        zf.extractall(dest)
+    return Path(dest) / "trustfix"
+
+
+@pytest.mark.parametrize("spec, pythons", [
+    (">=3.10", ["3.10", "3.11", "3.12", "3.13", "3.14"]),
+    ("==3.12.*", ["3.12"]),
+    (">=3.8,<3.11", ["3.8", "3.9", "3.10"]),
+    (">= 3.8, < 3.11", ["3.8", "3.9", "3.10"]),
+    (">=3.10.4", ["3.10", "3.11", "3.12", "3.13", "3.14"]),   # 3.10.4 .. 3.10.x machines need 3.10's pins
+    ("<=3.9", ["3.6", "3.7", "3.8", "3.9"]),                  # 3.9.0 matches
+    ("~=3.11", ["3.11", "3.12", "3.13", "3.14"]),
+    ("!=3.7.*,<3.9", ["3.6", "3.8"]),
+    (">=3", [str(3) + "." + str(m) for m in range(6, 15)]),
+])
+def test_fleet_specifier_serves_each_minor_version_it_matches(spec, pythons):
+    serves = build.parse_fleet(spec)
+    assert [build.pystr(p) for p in serves.pythons] == pythons
+    assert " " not in serves.spec
+
+
+def test_slim_zip_for_python_310_ships_only_what_it_needs_and_is_reproducible(real_tree, tmp_path):
+    full = run_build("zip", "-o", tmp_path / "full.zip", root=real_tree)
+    assert full.returncode == 0, full.stderr
+    first = run_build("zip", "--python", ">=3.10", "-o", tmp_path / "slim.zip", root=real_tree)
+    assert first.returncode == 0, first.stderr
+    again = run_build("zip", "--python", ">= 3.10", "-o", tmp_path / "again.zip", root=real_tree)
+    assert again.returncode == 0, again.stderr
+    slim_bytes = (tmp_path / "slim.zip").read_bytes()
+    assert slim_bytes == (tmp_path / "again.zip").read_bytes()          # same inputs, same bytes
+    assert sha256(slim_bytes) in first.stdout and "serves:  Python >=3.10 (3.10, 3.11, 3.12, 3.13, 3.14)" in first.stdout
+
+    infos, contents = read_zip(tmp_path / "slim.zip")
+    names = [i.filename for i in infos]
+    assert names == sorted(names)
+    assert all(i.date_time == (1980, 1, 1, 0, 0, 0) and i.compress_type == zipfile.ZIP_STORED for i in infos)
+    wheels = sorted(n[len("trustfix/wheels/"):] for n in names if n.startswith("trustfix/wheels/"))
+    assert wheels == ["certifi-2026.10.18-py3-none-any.whl", "pip-26.3-py3-none-any.whl",
+                      "truststore-0.10.5-py3-none-any.whl"]
+    for w in wheels:
+        assert contents["trustfix/wheels/" + w] == (real_tree / "wheels" / w).read_bytes()
+
+    text = contents["trustfix/hashes.txt"].decode()
+    pins = [line for line in text.splitlines() if line and not line.startswith("#")]
+    full_pins = pin_lines(real_tree)
+    assert pins == [line for line in full_pins if line.startswith(("pip==26.3 ", "certifi==", "truststore=="))]
+    for line in pins:             # every pin has its wheel, every wheel its pin: bootstrap's check covers all
+        name, version = re.match(r"([a-z]+)==(\S+)", line).groups()
+        data = contents["trustfix/wheels/{}-{}-py3-none-any.whl".format(name, version)]
+        assert "--hash=sha256:" + sha256(data) in line
+    assert len(pins) == len(wheels)
+    assert "# serves: python >=3.10 (3.10, 3.11, 3.12, 3.13, 3.14)\n" in text
+    assert "give each Python 3.6 .. 3.14 its own pip" not in text
+    readme = contents["trustfix/README.txt"].decode()
+    assert "This bundle serves Python >=3.10 only: 3.10, 3.11, 3.12, 3.13, 3.14." in readme
+
+    full_size, slim_size = (tmp_path / "full.zip").stat().st_size, len(slim_bytes)
+    left_out = sum((real_tree / "wheels" / n).stat().st_size for n in os.listdir(real_tree / "wheels")
+                   if n not in wheels)
+    assert full_size - slim_size >= left_out - 2000     # the four older pips (7.4 MB) are what it saves
+    assert slim_size < 0.3 * full_size                  # measured: 2.26 MB against 9.73 MB
+    print("full {:,} bytes, slim >=3.10 {:,} bytes".format(full_size, slim_size))
+
+
+def test_slim_bundle_passes_check_for_the_pythons_it_serves_and_says_so(real_tree, tmp_path):
+    assert run_build("zip", "--python", ">=3.10", "-o", tmp_path / "slim.zip", root=real_tree).returncode == 0
+    bundle = unzip(tmp_path / "slim.zip", tmp_path / "u")
+    check = run_build("--check", root=bundle)
+    assert check.returncode == 0, check.stderr
+    assert "3 pins, 3 wheels" in check.stdout
+    assert "serves only Python >=3.10 (3.10, 3.11, 3.12, 3.13, 3.14)" in check.stdout
+    as_json = json.loads(run_build("--check", "--json", root=bundle).stdout)
+    assert as_json["ok"] and as_json["serves"] == {"spec": ">=3.10", "pythons": ["3.10", "3.11", "3.12", "3.13", "3.14"]}
+
+    hashes = bundle / "hashes.txt"
+    text = hashes.read_text()
+    hashes.write_text(text.replace("(3.10, 3.11, 3.12, 3.13, 3.14)", "(3.10, 3.11)"))
+    lying = run_build("--check", root=bundle)
+    assert lying.returncode == 1 and "lists Python 3.10, 3.11, but >=3.10 matches" in lying.stderr
+    hashes.write_text("".join(line + "\n" for line in text.splitlines() if not line.startswith("# serves:")))
+    unmarked = run_build("--check", root=bundle)          # without its serves line it is an incomplete bundle
+    assert unmarked.returncode == 1 and "pins no pip for Python 3.6" in unmarked.stderr
+
+
+def test_slim_zip_keeps_the_pins_of_every_python_it_serves_and_always_certifi(tree, tmp_path):
+    result = run_build("zip", "--python", ">=3.8,<3.11", "--json", "-o", tmp_path / "a.zip", root=tree)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["serves"] == {"spec": ">=3.8,<3.11", "pythons": ["3.8", "3.9", "3.10"]}
+    assert [n for n in report["entries"] if n.startswith("trustfix/wheels/")] == [
+        "trustfix/wheels/{}-py3-none-any.whl".format(w) for w in
+        ["certifi-2026.10.18", "pip-25.0.1", "pip-26.0.1", "pip-26.3", "truststore-0.10.5"]]
+    # Python 3.6 gets no certifi from its marker, but bootstrap.py reads certifi's roots there too
+    only36 = run_build("zip", "--python", "==3.6.*", "-o", tmp_path / "b.zip", root=tree)
+    assert only36.returncode == 0, only36.stderr
+    text = read_zip(tmp_path / "b.zip")[1]["trustfix/hashes.txt"].decode()
+    assert [line.split(" ")[0] for line in text.splitlines() if not line.startswith("#")] == [
+        "pip==21.3.1", "certifi==2026.10.18"]
+    assert run_build("--check", root=unzip(tmp_path / "b.zip", tmp_path / "u")).returncode == 0
+
+
+def test_zip_from_a_slim_bundle_keeps_its_pythons_and_refuses_others(tree, tmp_path):
+    assert run_build("zip", "--python", ">=3.10", "-o", tmp_path / "slim.zip", root=tree).returncode == 0
+    bundle = unzip(tmp_path / "slim.zip", tmp_path / "u")
+    again = run_build("zip", "-o", tmp_path / "again.zip", root=bundle)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again.zip").read_bytes() == (tmp_path / "slim.zip").read_bytes()   # the same bundle
+    assert "serves:  Python >=3.10" in again.stdout
+    narrower = run_build("zip", "--python", "==3.12.*", "-o", tmp_path / "n.zip", root=bundle)
+    assert narrower.returncode == 0, narrower.stderr
+    assert read_zip(tmp_path / "n.zip")[1]["trustfix/hashes.txt"].decode().count("# serves:") == 1
+    wider = run_build("zip", "--python", ">=3.9", "-o", tmp_path / "w.zip", root=bundle)
+    assert wider.returncode == 2 and "matches Python 3.9, which" in wider.stderr and "does not serve" in wider.stderr
+    assert not (tmp_path / "w.zip").exists()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("3.10", "is not a PEP 440 specifier"),
+    (">=3.x", "is not a PEP 440 specifier"),
+    ("=>3.10", "is not a PEP 440 specifier"),
+    (">=3.10 or <3.8", "is not a PEP 440 specifier"),
+    ("", "needs a PEP 440 specifier"),
+    (">=4", "matches no Python a bundle can serve (3.6 .. 3.14)"),
+    ("<3.6", "matches no Python a bundle can serve (3.6 .. 3.14)"),
+])
+def test_zip_refuses_a_bad_or_empty_python_specifier_and_writes_nothing(tree, tmp_path, spec, message):
+    before = snapshot(tree)
+    result = run_build("zip", "--python", spec, "-o", tmp_path / "out" / "x.zip", root=tree)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and "--python" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not (tree / "dist").exists()
+    assert snapshot(tree) == before
+
+
+def test_python_belongs_to_the_zip_command(tree):
+    result = run_build("--check", "--python", ">=3.10", root=tree)
+    assert result.returncode == 2 and "belong to the zip command" in result.stderr
