@@ -545,6 +545,20 @@ def read_pins(path):
     return pins
 
 
+def bundle_serves(path):
+    """(specifier, ["3.10", ...]) from the `# serves: python SPEC (3.10, 3.11)` line build.py writes into
+    a slim bundle's hashes.txt; None for a full bundle."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            for line in f:
+                m = re.match(r"^# serves: python (\S+) \((3\.\d+(?:, 3\.\d+)*)\)\s*$", line)
+                if m:
+                    return m.group(1), m.group(2).split(", ")
+    except (OSError, UnicodeDecodeError):
+        pass
+    return None
+
+
 def pins_for(pins, python):
     """The pin of each project that applies to this Python: {name: pin}."""
     chosen = {}
@@ -1730,6 +1744,27 @@ def read_zip_member(wheel, member):
         return z.read(member)
 
 
+def keep_replaced_cert(plan, certifi_pem):
+    """`cert` in the file we edit may name another bundle (an old installer's, IT's): it is replaced by
+    ours, so say so, and keep its CAs that certifi lacks in ours — pip trusted them until now."""
+    path = plan["config_path"]
+    sections = read_config_file(path)[0] if os.path.isfile(path) else None
+    old = ((sections or {}).get("global") or {}).get("cert")
+    if not old or os.path.realpath(old) == os.path.realpath(plan["bundle_path"]):
+        return
+    try:
+        ders = pem_certs(read_bytes(old))
+    except OSError:
+        plan["notes"].append("{} sets cert = {}, which cannot be read; it is replaced by the bundle".format(path, old))
+        return
+    certifi = {hashlib.sha256(d).hexdigest() for d in pem_certs(certifi_pem or b"")}
+    kept = [d for d in ders if hashlib.sha256(d).hexdigest() not in certifi]
+    before = len(plan["extras"])
+    plan["extras"] = merge_extras(plan["extras"], kept)
+    plan["notes"].append("{} sets cert = {}; it is replaced by the bundle, which keeps its {} CA(s) beyond "
+                         "certifi ({} new to the bundle)".format(path, old, len(kept), len(plan["extras"]) - before))
+
+
 def previous_extras(bundle_path):
     """The corporate CAs a previous run put into our bundle (kept, so a re-run never drops one)."""
     if not os.path.isfile(bundle_path):
@@ -1794,6 +1829,11 @@ def make_plan(s, args, ui, workdir=None):
         certifi = [p for p in pins if p["name"] == "certifi"]  # so any Python may use the pinned wheel
         if certifi:
             mine["certifi"] = certifi[-1]
+    serves = bundle_serves(os.path.join(HERE, "hashes.txt"))
+    if serves and vstr(py) not in serves[1]:
+        raise BadInput("this bundle serves only Python {} ({}), a slim bundle built for them; this is Python {}. "
+                       "Run it with one of those (Windows: py -{} bootstrap.py), or ask IT for the full bundle; "
+                       "nothing was changed.".format(serves[0], ", ".join(serves[1]), vstr(py), serves[1][-1]))
     if "pip" not in mine:
         raise BadInput("hashes.txt pins no pip for Python {}; this bundle supports the Pythons its markers "
                        "name ({}). Run it with a supported Python.".format(
@@ -1884,6 +1924,11 @@ def make_plan(s, args, ui, workdir=None):
                                            else os.path.join(sys.prefix, "share", "trustfix"), "ca-bundle.pem")
         plan["config_path"] = user_config_target(args.scope)
         plan["extras"] = merge_extras(plan["extras"], previous_extras(plan["bundle_path"]))
+        keep_replaced_cert(plan, certifi_pem)
+        if os.environ.get("PIP_CONFIG_FILE") == os.devnull:
+            plan["notes"].append("PIP_CONFIG_FILE={} tells pip to read no configuration file at all, so the cert "
+                                 "written to {} is not used while it is set; unset PIP_CONFIG_FILE (or point it at "
+                                 "that file)".format(os.devnull, plan["config_path"]))
         check_config_target(plan, s)
         for path in (plan["config_path"], plan["bundle_path"], journal_path()):
             real = os.path.realpath(path)
@@ -2783,6 +2828,10 @@ def json_safe(obj):
 
 def run_install(args, ui):
     ui.say("trustfix {}: fixing TLS trust for {}".format(__version__, sys.executable))
+    if not os.path.isabs(os.path.expanduser("~")):
+        raise BadInput("HOME is not set and this user has no home folder in the password database, so there is "
+                       "no user pip configuration to write; set HOME (or use --scope global as an administrator); "
+                       "nothing was changed.")
     s = take_survey(args)
     ui.step("survey", "ok", survey_line(s))
     for text in survey_warnings(s):

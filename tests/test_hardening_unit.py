@@ -8,6 +8,7 @@ import http.server
 import importlib.util
 import json
 import os
+import shutil
 import ssl
 import stat
 import subprocess
@@ -327,3 +328,70 @@ def test_an_edit_pip_would_read_differently_is_refused(monkeypatch):
     with pytest.raises(bootstrap.Failure) as e:
         bootstrap.checked_ini_edit("[global]\ncert = /a\n", "global", "cert", "/b.pem", "pip.conf")
     assert "reads it back" in str(e.value)
+
+
+# --- quiet outcomes are said ------------------------------------------------------------------------------
+
+def run_cli(args, env, cwd):
+    return subprocess.run([sys.executable, str(ROOT / "bootstrap.py")] + args, env=env, cwd=str(cwd),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+
+
+@pytest.mark.skipif(not shutil.which("setpriv") or os.geteuid() != 0, reason="needs root and setpriv")
+def test_no_home_is_named_not_a_write_error():
+    """A uid with no passwd entry and no HOME (a container, a service account): `~` does not expand."""
+    import tempfile
+    folder = Path(tempfile.mkdtemp(prefix="trustfix-nohome-"))
+    try:
+        folder.chmod(0o777)
+        shutil.copy2(str(ROOT / "bootstrap.py"), str(folder / "bootstrap.py"))
+        shutil.copy2(str(ROOT / "hashes.txt"), str(folder / "hashes.txt"))
+        env = scrubbed_env()
+        env.pop("HOME", None)
+        proc = subprocess.run(["setpriv", "--reuid", "54321", "--regid", "54321", "--clear-groups",
+                               sys.executable, str(folder / "bootstrap.py"), "--offline"], env=env, cwd=str(folder),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+        assert proc.returncode == 2 and "HOME is not set" in proc.stdout, proc.stdout
+        assert sorted(p.name for p in folder.iterdir()) == ["bootstrap.py", "hashes.txt"]   # no "~" folder made
+    finally:
+        shutil.rmtree(str(folder))
+
+
+def test_a_replaced_cert_is_said_and_its_extra_cas_are_kept(tmp_path):
+    corp, other = trustme.CA(organization_name="Old Installer CA"), trustme.CA(organization_name="Example Corp")
+    home = tmp_path / "home"
+    old_bundle = tmp_path / "old-bundle.pem"
+    old_bundle.write_bytes(corp.cert_pem.bytes())
+    conf = home / ".config" / "pip" / "pip.conf"
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[global]\ncert = {}\n".format(old_bundle))
+    ca = tmp_path / "corp.pem"
+    ca.write_bytes(other.cert_pem.bytes())
+    env = scrubbed_env(home=home, extra={"TRUSTFIX_STATE_DIR": str(tmp_path / "state")})
+    proc = run_cli(["--offline", "--ca-file", str(ca), "--dry-run"], env, tmp_path)
+    assert proc.returncode == 0, proc.stdout
+    assert "it is replaced by the bundle, which keeps its 1 CA(s) beyond certifi" in proc.stdout, proc.stdout
+    assert "Old Installer CA" in proc.stdout and "Example Corp" in proc.stdout
+
+
+def test_pip_config_file_devnull_is_said(tmp_path):
+    ca = tmp_path / "corp.pem"
+    ca.write_bytes(trustme.CA().cert_pem.bytes())
+    env = scrubbed_env(home=tmp_path / "home", extra={"PIP_CONFIG_FILE": os.devnull,
+                                                      "TRUSTFIX_STATE_DIR": str(tmp_path / "state")})
+    proc = run_cli(["--offline", "--ca-file", str(ca), "--dry-run"], env, tmp_path)
+    assert proc.returncode == 0 and "tells pip to read no configuration file" in proc.stdout, proc.stdout
+
+
+def test_a_slim_bundle_names_the_pythons_it_serves(tmp_path):
+    """build.py zip --python ">=3.10" writes a `# serves:` line; another Python is told, before any change."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    shutil.copy2(str(ROOT / "bootstrap.py"), str(bundle / "bootstrap.py"))
+    lines = (ROOT / "hashes.txt").read_text().splitlines(True)
+    (bundle / "hashes.txt").write_text("# serves: python >=3.99 (3.99)\n" + "".join(lines))
+    env = scrubbed_env(home=tmp_path / "home", extra={"TRUSTFIX_STATE_DIR": str(tmp_path / "state")})
+    proc = subprocess.run([sys.executable, str(bundle / "bootstrap.py"), "--offline"], env=env, cwd=str(tmp_path),
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
+    assert proc.returncode == 2 and "this bundle serves only Python >=3.99 (3.99)" in proc.stdout, proc.stdout
+    assert not (tmp_path / "state").exists() and not (tmp_path / "home").exists()
