@@ -1328,6 +1328,61 @@ def state_dir():
     return os.environ.get("TRUSTFIX_STATE_DIR") or OS.data_dir("global" if SCOPE["state"] == "global" else "user")
 
 
+LOCK_WAIT = env_seconds("TRUSTFIX_LOCK_WAIT", 120) or 120.0   # seconds a second run waits for the first
+
+
+class RunLock:
+    """One run (install or undo) at a time per journal: the journal is read at the start and written all
+    along, so two at once would lose one's records. A second run waits up to LOCK_WAIT seconds, then stops
+    with one sentence. The lock file sits in the temporary folder (not in the state folder, which a run
+    may create and undo removes); it is opened without following links and must be this user's. A child
+    of --all-pythons runs under its parent's lock (TRUSTFIX_LOCKED_BY names the parent's pid)."""
+
+    def __init__(self):
+        self.fd = None
+
+    def __enter__(self):
+        if os.environ.get("TRUSTFIX_LOCKED_BY") == str(os.getppid()):
+            return self
+        key = hashlib.sha256(os.path.abspath(state_dir()).encode()).hexdigest()[:16]
+        path = os.path.join(tempfile.gettempdir(), "trustfix-{}.lock".format(key))
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            self.fd = os.open(path, flags, 0o600)
+        except OSError as e:
+            raise Failure("cannot open the lock file {} ({}); remove it if it is a link, then run again.".format(
+                path, e.strerror))
+        if os.name == "posix" and os.fstat(self.fd).st_uid != os.geteuid():
+            os.close(self.fd)
+            raise Failure("the lock file {} belongs to another user; remove it, then run again.".format(path))
+        ends = time.time() + LOCK_WAIT
+        while not self._try():
+            if time.time() > ends:
+                os.close(self.fd)
+                raise Failure("another bootstrap.py run (install or undo) for this journal has been busy for {:.0f} "
+                              "seconds; let it finish, then run this again; nothing was changed.".format(LOCK_WAIT))
+            time.sleep(0.2)
+        os.environ["TRUSTFIX_LOCKED_BY"] = str(os.getpid())       # for the children of --all-pythons
+        return self
+
+    def _try(self):
+        try:
+            if os.name == "nt":
+                import msvcrt
+                msvcrt.locking(self.fd, msvcrt.LK_NBLCK, 1)
+            else:
+                import fcntl
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            return False
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)                                    # closing releases the lock
+            os.environ.pop("TRUSTFIX_LOCKED_BY", None)
+
+
 def check_private(path, what):
     """Refuse a journal or backup path that another user could have made or can change: on POSIX every
     existing folder on the way must belong to root or this user and be writable by no one else (a
@@ -2792,7 +2847,7 @@ def parse_args(argv):
             parser.error("{}={!r}: use 1 (or true, yes) or 0 (or false, no)".format(name, env(name)))
     if args.scope not in SCOPES:
         parser.error("TRUSTFIX_SCOPE={!r}: use one of {}".format(args.scope, ", ".join(SCOPES)))
-    for name, example in (("TRUSTFIX_TIMEOUT", 15), ("TRUSTFIX_DEADLINE", 900)):
+    for name, example in (("TRUSTFIX_TIMEOUT", 15), ("TRUSTFIX_DEADLINE", 900), ("TRUSTFIX_LOCK_WAIT", 120)):
         if env_seconds(name, example) is None:
             parser.error("{}={!r}: give a number of seconds from 1 to 3600, e.g. {}".format(name, env(name), example))
     if args.offline and args.index_url:
@@ -2911,13 +2966,15 @@ def main(argv=None):
     try:
         arm_deadline()
         if args.command == "undo":
-            code = undo(args, ui)
+            with RunLock():
+                code = undo(args, ui)
         elif args.command == "doctor":
             code, result = doctor(args, ui)
         else:
-            code, result = run_install(args, ui)
-            if args.all_pythons:
-                code, result["pythons"] = install_all_pythons(args, ui, code)
+            with RunLock():
+                code, result = run_install(args, ui)
+                if args.all_pythons:
+                    code, result["pythons"] = install_all_pythons(args, ui, code)
         error = None
     except Failure as e:
         code, error = e.code, e.args[0]

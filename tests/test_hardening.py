@@ -138,3 +138,22 @@ def test_a_full_disk_is_named_before_any_change(sandbox, proxy, tmp_path):
     assert "MB are free on the disk holding" in result.stdout and "nothing was changed" in result.stdout, out(result)
     assert "bug" not in result.stdout
     assert tree(sb.home, tmp_path / "venv") == before
+
+
+def test_two_runs_at_once_keep_both_records_and_undo_reverts_both(sandbox, proxy, tmp_path):
+    """Two venvs of one user bootstrapped at the same moment: the second waits for the first (a lock around
+    the whole run), the journal keeps both, and one undo removes the pip from both."""
+    from concurrent.futures import ThreadPoolExecutor
+    sb = sandbox(corp_in_os_store=True, proxy=proxy)
+    venvs = [make_venv(by_version((3, 12)), tmp_path / name, with_pip=False) for name in ("a", "b")]
+    bundles = [copy_bundle(tmp_path / "bundle-{}".format(i)) for i in range(2)]
+    before = tree(sb.home, tmp_path / "a", tmp_path / "b")
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda i: bootstrap(sb, venvs[i], bundles[i], "--json", timeout=300), range(2)))
+    for result in results:
+        assert result.returncode == 0, out(result)
+    assert all(installed_version(sb, v, "pip") != "absent" for v in venvs)
+    undone = bootstrap(sb, venvs[0], bundles[0], "undo")
+    assert undone.returncode == 0, out(undone)
+    assert [installed_version(sb, v, "pip") for v in venvs] == ["absent", "absent"]
+    assert tree(sb.home, tmp_path / "a", tmp_path / "b") == before
