@@ -2838,6 +2838,9 @@ def parse_args(argv):
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop; change nothing")
     parser.add_argument("--json", action="store_true", default=env_flag("TRUSTFIX_JSON"),
                         help="print one JSON document instead of text (for fleet tools)")
+    parser.add_argument("--log-file", metavar="PATH", default=env("TRUSTFIX_LOG"),
+                        help="append this run's full log (every step, command and output) to PATH, on every "
+                             "run; without it a log is written only when a run fails")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the commands run and their output")
     parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     parser.json_mode = "--json" in argv or bool(env_flag("TRUSTFIX_JSON"))
@@ -2944,10 +2947,18 @@ def check_space(plan, s, workdir):
 
 
 def write_log(args):
-    """The failure log: every line of this run, with the commands and their output. Its path, or None."""
+    """The log: every line of this run, with the commands and their output, appended to --log-file
+    (TRUSTFIX_LOG) on every run, else to a new file when the run failed. Its path, or None."""
     import tempfile
     header = "trustfix {} {} with {} (Python {}) on {}, {}".format(
         __version__, args.command, sys.executable, vstr(sys.version_info[:3]), OS.name, time.strftime("%Y-%m-%d %H:%M:%S"))
+    if args.log_file:
+        try:
+            with open(args.log_file, "a", encoding="utf-8") as f:
+                f.write(redact("\n".join([header] + _LOG)) + "\n\n")
+            return os.path.abspath(args.log_file)
+        except OSError as e:
+            UI.current.warn("cannot write the log file {}: {}".format(args.log_file, e.strerror)) if UI.current else None
     try:
         fd, path = tempfile.mkstemp(prefix="trustfix-{}-".format(time.strftime("%Y%m%d-%H%M%S")), suffix=".log")
         with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -2997,8 +3008,8 @@ def main(argv=None):
         ui.step("error", "failed", error)
     if hasattr(signal, "SIGALRM"):
         signal.alarm(0)
-    logfile = write_log(args) if error else None
-    if logfile:
+    logfile = write_log(args) if error or args.log_file else None
+    if logfile and error:
         ui.say("  details: " + logfile)
     if args.json:
         doc = {"schema_version": SCHEMA_VERSION, "trustfix": __version__, "command": args.command,

@@ -395,3 +395,18 @@ def test_a_slim_bundle_names_the_pythons_it_serves(tmp_path):
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
     assert proc.returncode == 2 and "this bundle serves only Python >=3.99 (3.99)" in proc.stdout, proc.stdout
     assert not (tmp_path / "state").exists() and not (tmp_path / "home").exists()
+
+
+def test_log_file_gets_the_full_log_of_every_run_appended(tmp_path):
+    log = tmp_path / "fleet" / "trustfix.log"
+    log.parent.mkdir()
+    env = scrubbed_env(home=tmp_path / "home", extra={"TRUSTFIX_LOG": str(log),
+                                                      "TRUSTFIX_STATE_DIR": str(tmp_path / "state")})
+    first = subprocess.run([sys.executable, str(ROOT / "bootstrap.py"), "--dry-run", "--offline", "--json"], env=env,
+                           cwd=str(tmp_path), stdout=subprocess.PIPE, universal_newlines=True, timeout=120)
+    doc = json.loads(first.stdout)
+    assert first.returncode == 0 and doc["log"] == str(log)
+    second = run_cli(["--dry-run", "--offline", "--log-file", str(log)], env, tmp_path)
+    assert second.returncode == 0
+    text = log.read_text()
+    assert text.count("trustfix 0.1.0 install with") == 2 and "[ok] survey" in text, text
