@@ -41,6 +41,7 @@ from cryptography.x509.oid import ExtensionOID, NameOID
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
+import report_schema
 from bundle_helpers import openssl_v1_cert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1859,9 +1860,11 @@ def scrubbed_env(home):
 
 
 def cli(args, home, python=None, cwd=None, env=None):
-    proc = subprocess.run([python or sys.executable, str(ROOT / "bootstrap.py")] + list(args),
-                          env=dict(scrubbed_env(home), **(env or {})), cwd=str(cwd or home), stdout=subprocess.PIPE,
+    argv = [python or sys.executable, str(ROOT / "bootstrap.py")] + list(args)
+    full_env = dict(scrubbed_env(home), **(env or {}))
+    proc = subprocess.run(argv, env=full_env, cwd=str(cwd or home), stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
+    report_schema.check_run(argv, full_env, proc.returncode, proc.stdout, proc.stderr)   # --json: the schema
     return proc.returncode, proc.stdout + proc.stderr
 
 

@@ -253,6 +253,19 @@ exec "$@"
 """
 
 
+def _report_schema():
+    """tests/report_schema.py (validate_report), also when testbed is imported without tests/ on sys.path."""
+    try:
+        import report_schema
+    except ImportError:
+        import importlib.util
+        spec = importlib.util.spec_from_file_location("report_schema", str(HERE.parent / "report_schema.py"))
+        report_schema = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(report_schema)
+        sys.modules["report_schema"] = report_schema
+    return report_schema
+
+
 def sandbox_problem():
     """Why the sandbox cannot be made here, or None."""
     if os.name != "posix" or os.geteuid() != 0:
@@ -287,6 +300,8 @@ class Sandbox:
             "1" if self.offline else "0"] + [str(a) for a in argv]
         result = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 universal_newlines=True, timeout=timeout)
+        # every bootstrap.py --json run, whatever its exit code, prints one document that follows the schema
+        _report_schema().check_run(argv, env, result.returncode, result.stdout, result.stderr)
         if check and result.returncode != 0:
             raise AssertionError("{} failed ({}):\n{}{}".format(argv, result.returncode, result.stdout, result.stderr))
         return result
