@@ -175,7 +175,7 @@ def pip_uses_os_store(python, pip_version):
 def atomic_write(path, data, mode=0o644):
     """Write bytes to path through a temporary file in the same directory and os.replace."""
     folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
+    make_dirs(folder)
     fd, tmp = tempfile.mkstemp(prefix=".trustfix-", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -188,6 +188,28 @@ def atomic_write(path, data, mode=0o644):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def make_dirs(folder):
+    """Create folder and its missing parents. Machine-wide (--scope global) each new folder is locked down
+    whatever root's umask (077 on hardened machines would hide the bundle from every other user): readable
+    by all, writable by administrators only (OS.lock_down)."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new)
+        except FileExistsError:
+            if not os.path.isdir(new):
+                raise
+            continue
+        if SCOPE["state"] == "global":
+            OS.lock_down(new)
 
 
 def read_bytes(path):
@@ -662,6 +684,14 @@ class _Linux:
             _Linux.is_anchor_path(str(record.get("path"))) and record.get("command") in [c for _, c in _Linux.anchors]
 
     @staticmethod
+    def is_admin():
+        return os.geteuid() == 0
+
+    @staticmethod
+    def lock_down(folder):
+        os.chmod(folder, 0o755)
+
+    @staticmethod
     def scratch_dir():
         """/dev/shm (memory) unless TMPDIR (or TEMP, TMP) names a folder: the installer's ~500 unpacked
         files cost a fraction there of what creating them costs on a disk (0.05 s against 0.2-0.8 s here)."""
@@ -722,6 +752,14 @@ class _MacOS:
             record.get("undo") == ["security", "delete-certificate", "-Z", sha1, keychain]
 
     @staticmethod
+    def is_admin():
+        return os.geteuid() == 0
+
+    @staticmethod
+    def lock_down(folder):
+        os.chmod(folder, 0o755)
+
+    @staticmethod
     def scratch_dir():
         return None                                               # $TMPDIR, on the system disk (APFS)
 
@@ -773,6 +811,29 @@ class _Windows:
         sha1 = str(isinstance(record, dict) and record.get("sha1"))
         return bool(re.match(r"^[0-9A-F]{40}$", sha1)) and record.get("kind") == "command" and \
             record.get("undo") == ["certutil", "-user", "-delstore", "Root", sha1]
+
+    @staticmethod
+    def is_admin():
+        try:
+            import ctypes
+            return bool(ctypes.windll.shell32.IsUserAnAdmin())
+        except (ImportError, AttributeError, OSError):
+            return False
+
+    # ProgramData lets every user create folders there (and own them): a folder this run makes, and the
+    # machine's trustfix folder always, gets Administrators and SYSTEM as owner and sole writers, and
+    # Users read-only, with no inherited entries left.
+    LOCK_DOWN = (["/setowner", "*S-1-5-32-544", "/T", "/C", "/Q"],
+                 ["/inheritance:r", "/grant:r", "*S-1-5-32-544:(OI)(CI)F", "*S-1-5-18:(OI)(CI)F",
+                  "*S-1-5-32-545:(OI)(CI)RX", "/T", "/C", "/Q"])
+
+    @staticmethod
+    def lock_down(folder):
+        for options in _Windows.LOCK_DOWN:
+            proc = run(["icacls", folder] + options)
+            if proc.returncode != 0:
+                raise Failure("cannot restrict {} to administrators (icacls: {}); run bootstrap.py again as an "
+                              "administrator.".format(folder, proc.stdout.strip()[-200:]))
 
     @staticmethod
     def scratch_dir():
@@ -1334,52 +1395,90 @@ LOCK_WAIT = env_seconds("TRUSTFIX_LOCK_WAIT", 120) or 120.0   # seconds a second
 class RunLock:
     """One run (install or undo) at a time per journal: the journal is read at the start and written all
     along, so two at once would lose one's records. A second run waits up to LOCK_WAIT seconds, then stops
-    with one sentence. The lock file sits in the temporary folder (not in the state folder, which a run
-    may create and undo removes); it is opened without following links and must be this user's. A child
-    of --all-pythons runs under its parent's lock (TRUSTFIX_LOCKED_BY names the parent's pid)."""
+    with one sentence. The lock file is opened without following links, must be this user's, and is removed
+    when the run ends (a waiter that then holds the lock of a removed file sees that and starts over, so two
+    runs never hold two files). It sits in the temporary folder, named after the journal; for --scope global
+    beside the machine's state folder (/usr/local/share/, /Library/Application Support/), where no other
+    user can plant one first. A child of --all-pythons runs under its parent's lock (TRUSTFIX_LOCKED_BY
+    names the parent's pid)."""
 
     def __init__(self):
-        self.fd = None
+        self.fd = self.path = None
+
+    @staticmethod
+    def where():
+        state = os.path.abspath(state_dir())
+        parent = os.path.dirname(state)
+        if SCOPE["state"] == "global" and os.name == "posix" and not os.environ.get("TRUSTFIX_STATE_DIR") and \
+                os.path.isdir(parent):
+            return os.path.join(parent, ".trustfix.lock")
+        key = hashlib.sha256(state.encode()).hexdigest()[:16]
+        return os.path.join(tempfile.gettempdir(), "trustfix-{}.lock".format(key))
 
     def __enter__(self):
         if os.environ.get("TRUSTFIX_LOCKED_BY") == str(os.getppid()):
             return self
-        key = hashlib.sha256(os.path.abspath(state_dir()).encode()).hexdigest()[:16]
-        path = os.path.join(tempfile.gettempdir(), "trustfix-{}.lock".format(key))
-        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-        try:
-            self.fd = os.open(path, flags, 0o600)
-        except OSError as e:
-            raise Failure("cannot open the lock file {} ({}); remove it if it is a link, then run again.".format(
-                path, e.strerror))
-        if os.name == "posix" and os.fstat(self.fd).st_uid != os.geteuid():
-            os.close(self.fd)
-            raise Failure("the lock file {} belongs to another user; remove it, then run again.".format(path))
+        path = self.where()
         ends = time.time() + LOCK_WAIT
-        while not self._try():
-            if time.time() > ends:
-                os.close(self.fd)
-                raise Failure("another bootstrap.py run (install or undo) for this journal has been busy for {:.0f} "
-                              "seconds; let it finish, then run this again; nothing was changed.".format(LOCK_WAIT))
-            time.sleep(0.2)
+        while True:
+            fd = self._open(path)
+            while not self._try(fd):
+                if time.time() > ends:
+                    os.close(fd)
+                    raise Failure("another bootstrap.py run (install or undo) for this journal has been busy for "
+                                  "{:.0f} seconds; let it finish, then run this again; nothing was changed.".format(
+                                      LOCK_WAIT))
+                time.sleep(0.2)
+            if self._still_there(fd, path):
+                break
+            os.close(fd)                                       # its holder removed it as we waited: again
+        self.fd, self.path = fd, path
         os.environ["TRUSTFIX_LOCKED_BY"] = str(os.getpid())       # for the children of --all-pythons
         return self
 
-    def _try(self):
+    @staticmethod
+    def _open(path):
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+        try:
+            fd = os.open(path, flags, 0o600)
+        except OSError as e:
+            raise Failure("cannot open the lock file {} ({}); remove it if it is a link, then run again.".format(
+                path, e.strerror))
+        if os.name == "posix" and os.fstat(fd).st_uid != os.geteuid():
+            os.close(fd)
+            raise Failure("the lock file {} belongs to another user; remove it, then run again.".format(path))
+        return fd
+
+    @staticmethod
+    def _try(fd):
         try:
             if os.name == "nt":
                 import msvcrt
-                msvcrt.locking(self.fd, msvcrt.LK_NBLCK, 1)
+                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
             else:
                 import fcntl
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return True
         except OSError:
             return False
 
+    @staticmethod
+    def _still_there(fd, path):
+        try:
+            now, held = os.lstat(path), os.fstat(fd)
+        except OSError:
+            return False
+        return (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino)
+
     def __exit__(self, *exc):
         if self.fd is not None:
+            if os.name == "posix":
+                try:
+                    os.unlink(self.path)                          # still holding it: see _still_there
+                except OSError:
+                    pass
             os.close(self.fd)                                    # closing releases the lock
+            self.fd = None
             os.environ.pop("TRUSTFIX_LOCKED_BY", None)
 
 
@@ -1517,6 +1616,10 @@ def is_python_prefix(folder):
 
 def journal_save(journal):
     check_private(state_dir(), "state folder")
+    if SCOPE["state"] == "global" and os.name == "nt" and not SCOPE.get("locked_down"):
+        make_dirs(state_dir())
+        OS.lock_down(state_dir())          # also when a user made the folder first (ProgramData allows it)
+        SCOPE["locked_down"] = True
     atomic_write(journal_path(), json.dumps(journal, indent=1, sort_keys=True).encode("utf-8"), 0o600)
 
 
@@ -2968,6 +3071,20 @@ def write_log(args):
         return None
 
 
+def require_admin(args):
+    """--scope global writes files every user of the machine reads (pip's global configuration, the machine's
+    bundle) and a journal only administrators may write: refused to anyone else, before anything is read."""
+    if OS.is_admin():
+        return
+    if os.name == "nt":
+        how = "an administrator: open PowerShell with \"Run as administrator\" and run it there"
+    else:
+        how = "root: run `sudo {} {}{} --scope global`".format(
+            sys.executable, os.path.basename(SCRIPT), "" if args.command == "install" else " " + args.command)
+    raise BadInput("--scope global changes pip's trust for every user of this computer, so it needs {} "
+                   "(or leave --scope out to fix it for yourself); nothing was changed.".format(how))
+
+
 def main(argv=None):
     args = parse_args(argv)
     SCOPE["state"] = args.scope
@@ -2976,6 +3093,8 @@ def main(argv=None):
     signal.signal(signal.SIGTERM, on_signal)
     try:
         arm_deadline()
+        if args.scope == "global" and args.command != "doctor" and not getattr(args, "dry_run", False):
+            require_admin(args)
         if args.command == "undo":
             with RunLock():
                 code = undo(args, ui)

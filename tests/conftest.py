@@ -127,8 +127,8 @@ def sandbox(tmp_path, stores, bed_dir):
     empty.touch()
     count = [0]
 
-    def make(corp_in_os_store=True, offline=False, proxy=None):
+    def make(corp_in_os_store=True, offline=False, proxy=None, machine_wide=False):
         count[0] += 1
         return testbed.Sandbox(tmp_path / "laptop-{}".format(count[0]), stores[corp_in_os_store], empty,
-                               offline=offline, proxy=proxy)
+                               offline=offline, proxy=proxy, machine_wide=machine_wide)
     return make

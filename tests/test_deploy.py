@@ -215,14 +215,17 @@ def test_ansible_role_fails_on_a_tampered_bundle_with_the_products_sentence(sand
 
 @pytest.mark.e2e
 def test_jamf_script_passes_the_exit_code_and_logs_then_a_rerun_is_unchanged(sandbox, proxy, tmp_path):
-    """On Linux, /bin/sh, user scope (the sandbox's /etc/pip.conf is a bind mount: --scope global cannot
-    be tested here). Jamf's $1-$3 are the mount point, computer and user names."""
-    interp = by_version((3, 12))
-    sb = sandbox(corp_in_os_store=True, proxy=proxy)
-    python = make_venv(interp, tmp_path / "venv", with_pip=False)
+    """As Jamf runs it: root, the script's default scope (global), the OS's Python (PEP 668: nothing is
+    installed into it, pip's machine-wide configuration gets the bundle), on Linux with /bin/sh, in a sandbox
+    whose /etc and /usr/local/share are its own layers. Jamf's $1-$3 are the mount point, computer and user
+    names; an empty $6 is the default scope."""
+    system_python = Path("/usr/bin/python3.11")
+    if not system_python.exists():
+        pytest.skip("no /usr/bin/python3.11 here")
+    sb = sandbox(corp_in_os_store=True, proxy=proxy, machine_wide=True)
     bundle = copy_bundle(tmp_path / "bundle")
     log = tmp_path / "jamf.log"
-    argv = ["/bin/sh", str(JAMF), "/", "laptop-1", "", str(bundle), str(python), "user", "", str(log)]
+    argv = ["/bin/sh", str(JAMF), "/", "laptop-1", "", str(bundle), str(system_python), "", "", str(log)]
 
     def run():
         result = sb.run(argv, cwd=str(tmp_path))
@@ -231,8 +234,10 @@ def test_jamf_script_passes_the_exit_code_and_logs_then_a_rerun_is_unchanged(san
 
     first, doc = run()
     assert first.returncode == 0 and doc["exit_code"] == 0 and doc["changed"] is True, out(first)
+    assert "/etc/pip.conf" in doc["files_changed"] and doc["plan"]["config_path"] == "/etc/pip.conf", out(first)
     assert first.stdout.rstrip().endswith("trustfix: exit code 0, changed: true"), out(first)
-    assert installed_version(sb, python, "pip") == expected_pins(interp.version)["pip"]
+    conf = sb.run(["cat", "/etc/pip.conf"])
+    assert "cert = /usr/local/share/trustfix/ca-bundle.pem" in conf.stdout, out(conf)
     second, doc = run()
     assert second.returncode == 0 and doc["changed"] is False, out(second)
     assert second.stdout.rstrip().endswith("trustfix: exit code 0, changed: false"), out(second)
@@ -271,6 +276,14 @@ def test_intune_detection_is_doctors_exit_code():
     assert re.search(r"& \$Python @PyArgs \(Join-Path \$Bundle 'bootstrap.py'\) doctor --json", code)
     assert "$code = $LASTEXITCODE" in code
     assert "if ($code -eq 0) { exit 0 } else { exit 1 }" in code
+    # the key it shows is where deploy/report.schema.json puts doctor's cause
+    path = re.search(r"\(\$out \| ConvertFrom-Json\)\.([\w.]+)", code).group(1).split(".")
+    node = json.loads((DEPLOY / "report.schema.json").read_text())
+    for key in path:
+        node = node["properties"][key]
+        node = json.loads((DEPLOY / "report.schema.json").read_text())["$defs"][node["$ref"].rsplit("/", 1)[1]] \
+            if "$ref" in node else node
+    assert path == ["doctor", "verdict", "cause"] and node["type"] == "string"
     assert "IntuneManagementExtension\\Logs" in code
 
 

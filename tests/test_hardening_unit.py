@@ -410,3 +410,41 @@ def test_log_file_gets_the_full_log_of_every_run_appended(tmp_path):
     assert second.returncode == 0
     text = log.read_text()
     assert text.count("trustfix 0.1.0 install with") == 2 and "[ok] survey" in text, text
+
+
+LOCKER = r"""
+import importlib.util, os, sys, time
+spec = importlib.util.spec_from_file_location("bs", sys.argv[1])
+bs = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bs)
+bs.LOCK_WAIT = 30
+path = bs.RunLock.where()
+with bs.RunLock() as lock:
+    # True: the file at the path now is the very one this run holds locked
+    print("held", time.time(), lock.path == path and bs.RunLock._still_there(lock.fd, path), flush=True)
+    time.sleep(float(sys.argv[2]))
+print("released", time.time(), os.path.exists(path), flush=True)
+"""
+
+
+def test_the_run_lock_serialises_two_processes_and_leaves_no_file(tmp_path):
+    """Two real processes on one journal: the second waits until the first ends, then holds a lock on the
+    file that is at the path (the first removed its own as it ended); nothing is left in the temp folder."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = dict(scrubbed_env(tmp_path), TMPDIR=str(tmp), TRUSTFIX_STATE_DIR=str(tmp_path / "state"))
+    script = tmp_path / "locker.py"
+    script.write_text(LOCKER)
+    first = subprocess.Popen([sys.executable, str(script), str(ROOT / "bootstrap.py"), "1.5"], env=env,
+                             stdout=subprocess.PIPE, universal_newlines=True)
+    line = first.stdout.readline().split()
+    assert line[0] == "held" and line[2] == "True", line
+    second = subprocess.run([sys.executable, str(script), str(ROOT / "bootstrap.py"), "0"], env=env,
+                            stdout=subprocess.PIPE, universal_newlines=True, timeout=60)
+    rest = first.communicate(timeout=60)[0].split()
+    released_first = float(rest[1])
+    held_second = second.stdout.split()
+    assert held_second[0] == "held" and held_second[2] == "True", second.stdout
+    assert float(held_second[1]) >= released_first - 0.05            # it waited for the first to end
+    assert rest[2] == "False" and held_second[-1] == "False"          # each removed its lock file
+    assert list(tmp.iterdir()) == []

@@ -18,9 +18,9 @@ if (-not (Test-Path (Join-Path $Bundle 'bootstrap.py'))) {
     Write-Output "trustfix: no bootstrap.py in $Bundle; deploy the bundle first"
     exit 1
 }
-$out = & $Python @PyArgs (Join-Path $Bundle 'bootstrap.py') doctor --json 2>&1 | Out-String
+$out = & $Python @PyArgs (Join-Path $Bundle 'bootstrap.py') doctor --json | Out-String      # stdout only: one JSON document
 $code = $LASTEXITCODE
 Add-Content -Path $Log -Encoding UTF8 -Value ("{0} doctor exit code {1}`r`n{2}" -f (Get-Date -Format s), $code, $out)
-try { $cause = ($out | ConvertFrom-Json).verdict.cause } catch { $cause = "doctor printed no JSON (exit code $code)" }
+try { $cause = ($out | ConvertFrom-Json).doctor.verdict.cause } catch { $cause = "doctor printed no JSON (exit code $code)" }
 Write-Output "trustfix doctor: $cause"
 if ($code -eq 0) { exit 0 } else { exit 1 }

@@ -19,7 +19,7 @@ if (-not (Test-Path (Join-Path $Bundle 'bootstrap.py'))) {
     exit 2
 }
 Push-Location $Bundle
-$out = & $Python @PyArgs (Join-Path $Bundle 'bootstrap.py') --json --scope global 2>&1 | Out-String
+$out = & $Python @PyArgs (Join-Path $Bundle 'bootstrap.py') --json --scope global | Out-String      # stdout only: one JSON document
 $code = $LASTEXITCODE
 Pop-Location
 Add-Content -Path $Log -Encoding UTF8 -Value ("{0} bootstrap.py exit code {1}`r`n{2}" -f (Get-Date -Format s), $code, $out)

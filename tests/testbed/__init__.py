@@ -10,6 +10,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -244,9 +245,15 @@ class Proxy:
 # --- the laptop sandbox -----------------------------------------------------------------------------
 
 MOUNTS = r"""set -e
-empty="$1"; store="$2"; offline="$3"; shift 3
-mount --bind "$empty" /etc/pip.conf
-if [ -e /etc/xdg/pip/pip.conf ]; then mount --bind "$empty" /etc/xdg/pip/pip.conf; fi
+empty="$1"; store="$2"; offline="$3"; machine="$4"; shift 4
+if [ -n "$machine" ]; then
+  # machine-wide files (--scope global) land in the sandbox's own copy-on-write layers, never on /etc
+  mount -t overlay trustfix-etc -o "lowerdir=/etc,upperdir=$machine/etc,workdir=$machine/etc-work" /etc
+  mount -t overlay trustfix-share -o "lowerdir=/usr/local/share,upperdir=$machine/share,workdir=$machine/share-work" /usr/local/share
+else
+  mount --bind "$empty" /etc/pip.conf
+  if [ -e /etc/xdg/pip/pip.conf ]; then mount --bind "$empty" /etc/xdg/pip/pip.conf; fi
+fi
 mount --bind "$store" /etc/ssl/certs
 if [ "$offline" = 1 ]; then ip link set lo up; fi
 exec "$@"
@@ -283,21 +290,37 @@ def sandbox_problem():
 class Sandbox:
     """A fresh corporate laptop: masked /etc/pip.conf, its own OS store, empty HOME, scrubbed env."""
 
-    def __init__(self, root, store_dir, empty_file, offline=False, proxy=None):
+    def __init__(self, root, store_dir, empty_file, offline=False, proxy=None, machine_wide=False):
         self.home = Path(root) / "home"
         self.home.mkdir(parents=True)
         self.store_dir, self.empty, self.offline = Path(store_dir), Path(empty_file), offline
+        self.machine = None
+        if machine_wide:
+            # /etc and /usr/local/share writable, through overlays whose upper layers live here; a laptop has
+            # no /etc/pip.conf (nor /etc/xdg/pip/pip.conf): whiteouts hide this machine's
+            self.machine = Path(root) / "machine"
+            for name in ("etc", "etc-work", "share", "share-work", "etc/xdg/pip"):
+                (self.machine / name).mkdir(parents=True, exist_ok=True)
+            for hidden in ("etc/pip.conf", "etc/xdg/pip/pip.conf"):
+                os.mknod(str(self.machine / hidden), 0o600 | stat.S_IFCHR, os.makedev(0, 0))
         extra = {}
         if proxy is not None:
             for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
                 extra[var] = proxy.url
         self.env = scrubbed_env(home=self.home, extra=extra)
 
-    def run(self, argv, cwd=None, env_extra=None, timeout=180, check=False):
+    def run(self, argv, cwd=None, env_extra=None, timeout=180, check=False, user=None, umask=None):
+        """argv in the sandbox; user=(uid, gid) runs it as that unprivileged user (setpriv, no groups),
+        umask=0o077 under that umask (root's on hardened machines)."""
         env = dict(self.env, **(env_extra or {}))
+        prefix = []
+        if user is not None:
+            prefix = ["setpriv", "--reuid={}".format(user[0]), "--regid={}".format(user[1]), "--clear-groups", "--"]
+        if umask is not None:
+            prefix = ["/bin/sh", "-c", 'umask {:03o}; exec "$@"'.format(umask), "sh"] + prefix
         args = ["unshare", "-m"] + (["-n"] if self.offline else []) + [
             "--", "/bin/sh", "-c", MOUNTS, "sh", str(self.empty), str(self.store_dir),
-            "1" if self.offline else "0"] + [str(a) for a in argv]
+            "1" if self.offline else "0", str(self.machine or "")] + prefix + [str(a) for a in argv]
         result = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 universal_newlines=True, timeout=timeout)
         # every bootstrap.py --json run, whatever its exit code, prints one document that follows the schema

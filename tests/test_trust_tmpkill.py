@@ -1,0 +1,310 @@
+"""After one run of bootstrap.py, a plain `python -m pip install X` works behind the intercepting proxy —
+for good, without trusted-host, without edited certifi — and `undo` puts every file back byte for byte.
+
+All scenarios are end to end in the corporate network in a box (tests/testbed).
+"""
+import base64
+import datetime
+import re
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from bundle_helpers import bootstrap, copy_bundle, expected_pins, installed_version, out, tree
+from testbed import make_venv, pythons
+
+pytestmark = pytest.mark.e2e
+
+SUPPORTED = pythons(min=(3, 8))
+PAIR = [i for i in SUPPORTED if i.version in ((3, 9), (3, 12))] or SUPPORTED[:1]
+PKG = "corp-hello"          # a wheel the test bed builds and serves through the proxy as if from pypi.org
+USER_CONF = ".config/pip/pip.conf"
+
+
+def pip_install(sb, python, target):
+    """What the user types afterwards: no flags at all (a fresh process, their own configuration)."""
+    return sb.run([str(python), "-m", "pip", "install", "--target", str(target), PKG])
+
+
+def pip_configs(home):
+    return [p for p in Path(home).rglob("*") if p.is_file() and p.name in ("pip.conf", "pip.ini")]
+
+
+def assert_certifi_untouched(sb, python):
+    """pip's vendored certifi bundle still matches the digest in pip's RECORD."""
+    code = ("import os,sys,base64,hashlib,glob,pip\n"
+            "site=os.path.dirname(os.path.dirname(pip.__file__))\n"
+            "rec=glob.glob(os.path.join(site,'pip-*.dist-info','RECORD'))[0]\n"
+            "line=[l for l in open(rec) if l.startswith('pip/_vendor/certifi/cacert.pem,')][0]\n"
+            "want=line.split(',')[1][7:]\n"
+            "got=base64.urlsafe_b64encode(hashlib.sha256(open(os.path.join(site,'pip/_vendor/certifi/cacert.pem'),'rb').read()).digest()).rstrip(b'=').decode()\n"
+            "print(want==got)\n")
+    result = sb.run([str(python), "-c", code])
+    assert result.stdout.strip() == "True", out(result)
+
+
+# --- the promise ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("interp", SUPPORTED, ids=str)
+def test_after_bootstrap_a_plain_pip_install_works_through_the_intercepting_proxy(interp, sandbox, proxy, cas, tmp_path):
+    sb = sandbox(corp_in_os_store=True, proxy=proxy)
+    python = make_venv(interp, tmp_path / "venv", with_pip=False)
+    bundle = copy_bundle(tmp_path / "bundle")
+    result = bootstrap(sb, python, bundle)
+    assert result.returncode == 0, out(result)
+    assert "a fresh pip process reached https://pypi.org/simple" in result.stdout
+
+    installed = pip_install(sb, python, tmp_path / "target")
+    assert installed.returncode == 0, out(installed)
+    assert (tmp_path / "target" / "corp_hello").exists() or list((tmp_path / "target").glob("corp_hello*"))
+
+    configs = pip_configs(sb.home)
+    for conf in configs:
+        assert "trusted" not in conf.read_text()
+    # the proxy presents the corporate root: every Python gets the bundle, for the user's other pips too
+    text = (Path(sb.home) / USER_CONF).read_text()
+    bundle_path = re.search(r"^cert = (.+)$", text, re.M).group(1)
+    assert not bundle_path.startswith(str(tmp_path / "venv"))     # never inside site-packages
+    assert cas.corp_pem.read_bytes().strip() in Path(bundle_path).read_bytes()
+    assert_certifi_untouched(sb, python)
+
+
+@pytest.mark.parametrize("interp", PAIR, ids=str)
+def test_os_store_without_the_corporate_ca_and_ca_file_given(interp, sandbox, proxy, cas, tmp_path):
+    sb = sandbox(corp_in_os_store=False, proxy=proxy)
+    python = make_venv(interp, tmp_path / "venv", with_pip=False)
+    bundle = copy_bundle(tmp_path / "bundle")
+    result = bootstrap(sb, python, bundle, "--ca-file", cas.corp_pem)
+    assert result.returncode == 0, out(result)
+    assert pip_install(sb, python, tmp_path / "t").returncode == 0
+    assert "cert = " in (Path(sb.home) / USER_CONF).read_text()
+
+
+@pytest.mark.parametrize("interp", PAIR, ids=str)
+def test_the_ca_shipped_in_the_bundle_is_used(interp, sandbox, proxy, cas, tmp_path):
+    sb = sandbox(corp_in_os_store=False, proxy=proxy)
+    python = make_venv(interp, tmp_path / "venv", with_pip=False)
+    bundle = copy_bundle(tmp_path / "bundle", ca=[cas.corp_pem])
+    result = bootstrap(sb, python, bundle)
+    assert result.returncode == 0, out(result)
+    assert pip_install(sb, python, tmp_path / "t").returncode == 0
+
+
+# --- what pip does with `cert`: ADDS on >= 3.10 with pip >= 24.2, REPLACES certifi before ---------
+
+@pytest.mark.parametrize("interp", PAIR, ids=str)
+def test_cert_adds_to_the_os_store_on_310_and_replaces_certifi_before(interp, sandbox, index, cas, tmp_path):
+    """pip talks to the index directly (no proxy); the index's root is in the OS store only. A `cert`
+    holding just the corporate root leaves pip 26.3 on 3.12 working (added), and 26.0.1 on 3.9 failing
+    (replaced: neither certifi nor the OS store is consulted)."""
+    sb = sandbox(corp_in_os_store=True)
+    python = make_venv(interp, tmp_path / "venv", with_pip=False)
+    assert bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--offline").returncode == 0
+    conf = Path(sb.home) / USER_CONF
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text("[global]\ncert = {}\nindex-url = {}\n".format(cas.corp_pem, index.url))
+    result = sb.run([str(python), "-m", "pip", "download", "--no-deps", "-d", str(tmp_path / "d"),
+                     "--retries", "0", "--timeout", "10", PKG])
+    if interp.version >= (3, 10):
+        assert result.returncode == 0, out(result)
+    else:
+        assert result.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in out(result)
+
+
+def test_the_bundle_carries_certifi_roots_plus_the_corporate_ca(sandbox, proxy, cas, tmp_path):
+    import zipfile
+    interp = PAIR[0]
+    sb = sandbox(corp_in_os_store=False, proxy=proxy)
+    python = make_venv(interp, tmp_path / "venv", with_pip=False)
+    bundle = copy_bundle(tmp_path / "bundle")
+    assert bootstrap(sb, python, bundle, "--ca-file", cas.corp_pem).returncode == 0
+    path = re.search(r"^cert = (.+)$", (Path(sb.home) / USER_CONF).read_text(), re.M).group(1)
+    data = Path(path).read_bytes()
+    certifi_wheel = next((bundle / "wheels").glob("certifi-*.whl"))
+    certifi = zipfile.ZipFile(certifi_wheel).read("certifi/cacert.pem")
+    assert certifi in data
+    assert Path(cas.corp_pem).read_bytes().strip().splitlines()[1] in data
+
+
+# --- the user's file is kept; bad input changes nothing ---------------------------------------------
+
+USER_FILE = """# my pip settings -- keep this comment
+[global]
+timeout = 60
+; another comment
+extra-index-url = https://example.invalid/simple
+
+[install]
+no-warn-script-location = true
+"""
+
+
+def test_an_existing_pip_config_keeps_its_comments_order_and_keys(sandbox, proxy, cas, tmp_path):
+    interp = PAIR[0]
+    sb = sandbox(corp_in_os_store=False, proxy=proxy)
+    conf = Path(sb.home) / USER_CONF
+    conf.parent.mkdir(parents=True)
+    conf.write_text(USER_FILE)
+    python = make_venv(interp, tmp_path / "venv", with_pip=False)
+    result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--ca-file", cas.corp_pem, "--offline")
+    assert result.returncode == 0, out(result)
+    after = conf.read_text().splitlines()
+    added = [l for l in after if l not in USER_FILE.splitlines()]
+    assert len(added) == 1 and added[0].startswith("cert = ")
+    assert [l for l in after if l != added[0]] == USER_FILE.splitlines()
+
+
+def make_cert(tmp_path, name, ca=True, days=(-1, 365), key_only=False, der=False):
+    key = ec.generate_private_key(ec.SECP256R1())
+    if key_only:
+        path = tmp_path / (name + ".pem")
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+        return path
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now + datetime.timedelta(days=days[0]))
+            .not_valid_after(now + datetime.timedelta(days=days[1]))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    path = tmp_path / (name + (".cer" if der else ".pem"))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.DER if der else serialization.Encoding.PEM))
+    return path
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+BAD_CAS = {
+    "empty": (lambda p: write(p / "empty.pem", ""), "is empty"),
+    "garbage": (lambda p: write(p / "junk.pem", "hello, not a cert\n"), "is not a certificate"),
+    "private-key": (lambda p: make_cert(p, "key", key_only=True), "holds a private key"),
+    "leaf": (lambda p: make_cert(p, "leaf.example", ca=False), "is not a CA certificate"),
+    "expired": (lambda p: make_cert(p, "Old Root", days=(-400, -2)), "expired on"),
+    "not-yet-valid": (lambda p: make_cert(p, "Future Root", days=(30, 400)), "is not valid until"),
+    "missing": (lambda p: p / "nowhere.pem", "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CAS))
+def test_a_bad_ca_file_is_refused_and_the_config_stays_byte_identical(case, sandbox, tmp_path):
+    make, words = BAD_CAS[case]
+    bad = make(tmp_path)
+    sb = sandbox(offline=True)
+    conf = Path(sb.home) / USER_CONF
+    conf.parent.mkdir(parents=True)
+    conf.write_text(USER_FILE)
+    python = make_venv(PAIR[0], tmp_path / "venv", with_pip=True)
+    before = tree(sb.home, tmp_path / "venv")
+    result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--offline", "--ca-file", bad)
+    assert result.returncode == 2, out(result)
+    assert str(bad) in result.stdout and words in result.stdout
+    assert tree(sb.home, tmp_path / "venv") == before
+
+
+def test_a_der_ca_file_is_converted_and_used(sandbox, proxy, tmp_path, cas):
+    der = tmp_path / "corp.cer"
+    der.write_bytes(base64.b64decode("".join(Path(cas.corp_pem).read_text().strip().splitlines()[1:-1])))
+    sb = sandbox(corp_in_os_store=False, proxy=proxy)
+    python = make_venv(PAIR[0], tmp_path / "venv", with_pip=False)
+    result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--ca-file", der)
+    assert result.returncode == 0, out(result)
+    assert pip_install(sb, python, tmp_path / "t").returncode == 0
+
+
+def test_a_pip_config_that_pip_cannot_parse_is_refused(sandbox, tmp_path, cas):
+    sb = sandbox(offline=True)
+    conf = Path(sb.home) / USER_CONF
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[global\ncert = /x\n")
+    python = make_venv(PAIR[0], tmp_path / "venv", with_pip=True)
+    before = tree(sb.home, tmp_path / "venv")
+    result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--offline", "--ca-file", cas.corp_pem)
+    assert result.returncode == 2, out(result)
+    assert str(conf) in result.stdout and "pip cannot read" in result.stdout
+    assert tree(sb.home, tmp_path / "venv") == before
+
+
+def test_an_unwritable_config_directory_is_refused(sandbox, tmp_path, cas):
+    """HOME is mounted read-only (even root cannot write there): refused before anything changes."""
+    sb = sandbox(offline=True)
+    python = make_venv(PAIR[0], tmp_path / "venv", with_pip=True)
+    bundle = copy_bundle(tmp_path / "bundle")
+    before = tree(sb.home, tmp_path / "venv")
+    result = sb.run(["sh", "-c", 'mount --bind -o ro "$1" "$1" && shift && exec "$@"', "sh", str(sb.home),
+                     str(python), str(bundle / "bootstrap.py"), "--offline", "--ca-file", str(cas.corp_pem)],
+                    cwd=str(bundle))
+    assert result.returncode == 2, out(result)
+    assert "cannot write" in result.stdout.lower() and "not writable" in result.stdout
+    assert tree(sb.home, tmp_path / "venv") == before
+
+
+def test_an_existing_trusted_host_is_reported_and_never_written(sandbox, proxy, tmp_path, cas):
+    sb = sandbox(corp_in_os_store=False, proxy=proxy)
+    conf = Path(sb.home) / USER_CONF
+    conf.parent.mkdir(parents=True)
+    conf.write_text("[global]\ntrusted-host = pypi.org files.pythonhosted.org\n")
+    python = make_venv(PAIR[0], tmp_path / "venv", with_pip=False)
+    result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--ca-file", cas.corp_pem)
+    assert result.returncode == 0, out(result)
+    assert "sets trusted-host = pypi.org files.pythonhosted.org" in result.stdout
+    assert conf.read_text().count("trusted-host") == 1
+
+
+# --- journal, interruption and undo -------------------------------------------------------------
+
+def test_undo_restores_every_file_byte_for_byte_and_a_rerun_changes_nothing(sandbox, proxy, cas, tmp_path):
+    interp = PAIR[0]
+    sb = sandbox(corp_in_os_store=False, proxy=proxy)
+    conf = Path(sb.home) / USER_CONF
+    conf.parent.mkdir(parents=True)
+    conf.write_text(USER_FILE)
+    python = make_venv(interp, tmp_path / "venv", with_pip=True)
+    original = tree(sb.home, tmp_path / "venv")
+    bundle = copy_bundle(tmp_path / "bundle")
+
+    first = bootstrap(sb, python, bundle, "--ca-file", cas.corp_pem)
+    assert first.returncode == 0, out(first)
+    configured = tree(sb.home, tmp_path / "venv")
+    again = bootstrap(sb, python, bundle, "--ca-file", cas.corp_pem)
+    assert again.returncode == 0 and "Nothing needed to change" in again.stdout, out(again)
+    assert tree(sb.home, tmp_path / "venv") == configured
+
+    undone = bootstrap(sb, python, bundle, "undo")
+    assert undone.returncode == 0, out(undone)
+    after = {p: h for p, h in tree(sb.home, tmp_path / "venv").items() if "/.cache" not in p}  # the user's own pip cache
+    assert after == original
+    assert conf.read_text() == USER_FILE
+    twice = bootstrap(sb, python, bundle, "undo")
+    assert twice.returncode == 0 and "nothing to undo" in twice.stdout
+
+
+@pytest.mark.parametrize("delay", [1.0, 1.15, 1.3, 1.45, 1.6, 1.75, 1.9, 2.05, 2.2, 1.5, 1.5, 1.5])
+def test_a_run_killed_midway_is_completed_by_a_rerun_and_undone_exactly(delay, sandbox, proxy, cas, tmp_path):
+    interp = PAIR[0]
+    sb = sandbox(corp_in_os_store=False, proxy=proxy)
+    conf = Path(sb.home) / USER_CONF
+    conf.parent.mkdir(parents=True)
+    conf.write_text(USER_FILE)
+    python = make_venv(interp, tmp_path / "venv", with_pip=True)
+    original = tree(sb.home, tmp_path / "venv")
+    bundle = copy_bundle(tmp_path / "bundle")
+    script = '"$@" & pid=$!; sleep {}; kill -9 $pid 2>/dev/null; wait $pid; exit 0'.format(delay)
+    sb.run(["sh", "-c", script, "sh", str(python), str(bundle / "bootstrap.py"), "--ca-file", str(cas.corp_pem)],
+           cwd=str(bundle))
+    rerun = bootstrap(sb, python, bundle, "--ca-file", cas.corp_pem)
+    assert rerun.returncode == 0, out(rerun)
+    assert installed_version(sb, python, "pip") == expected_pins(interp.version)["pip"]
+    assert pip_install(sb, python, tmp_path / "t").returncode == 0
+    undone = bootstrap(sb, python, bundle, "undo")
+    assert undone.returncode == 0, out(undone)
+    after = {p: h for p, h in tree(sb.home, tmp_path / "venv").items() if "/.cache" not in p}  # the user's own pip cache
+    assert after == original
