@@ -2927,7 +2927,8 @@ def parse_args(argv):
                         help="a company root CA to trust (PEM or DER; repeatable). Default: ca/*.pem next "
                              "to this script, else the CAs your OS trusts beyond certifi")
     parser.add_argument("--scope", choices=SCOPES, default=env("TRUSTFIX_SCOPE") or "user",
-                        help="which pip configuration file gets `cert` (default: user)")
+                        help="which pip configuration file gets `cert` (default: user, this user's pips; site: "
+                             "this Python's; global: every user's, as root/Administrator, for fleet tools)")
     parser.add_argument("--add-to-os-store", action="store_true",
                         help="also add the given CAs to the operating system's trust store")
     parser.add_argument("--break-system-packages", action="store_true",

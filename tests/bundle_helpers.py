@@ -114,3 +114,12 @@ def openssl_v1_cert(tmp_path, name, signer=None):
     else:
         run("x509", "-req", "-in", str(csr), "-signkey", str(key), "-days", "30", "-out", str(crt))
     return crt, key
+
+
+USER = (65534, 65534)          # nobody: the unprivileged user of machine-wide tests (conftest's user_home)
+
+
+def as_user(sb, home, argv, **kw):
+    """argv in the sandbox as the unprivileged USER, with that home, from it."""
+    return sb.run(argv, user=USER, env_extra={"HOME": str(home), "USER": "nobody", "LOGNAME": "nobody"},
+                  cwd=str(home), **kw)

@@ -132,3 +132,16 @@ def sandbox(tmp_path, stores, bed_dir):
         return testbed.Sandbox(tmp_path / "laptop-{}".format(count[0]), stores[corp_in_os_store], empty,
                                offline=offline, proxy=proxy, machine_wide=machine_wide)
     return make
+
+
+@pytest.fixture
+def user_home():
+    """A home for the unprivileged user (bundle_helpers.USER): outside pytest's root-only folder, owned by
+    that user, removed after the test."""
+    import tempfile
+    from bundle_helpers import USER
+    home = Path(tempfile.mkdtemp(prefix="trustfix-user-", dir="/tmp"))
+    os.chmod(str(home), 0o755)
+    os.chown(str(home), *USER)
+    yield home
+    shutil.rmtree(str(home), ignore_errors=True)

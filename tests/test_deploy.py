@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from bundle_helpers import ROOT, bootstrap, by_version, copy_bundle, expected_pins, installed_version, out, tree
+from bundle_helpers import (ROOT, as_user, bootstrap, by_version, copy_bundle, expected_pins, installed_version,
+                            out, tree)
 from testbed import make_venv
 
 DEPLOY = ROOT / "deploy"
@@ -82,7 +83,8 @@ def playbook(sb, tmp_path, *options, **variables):
 
 
 def role_vars(python, src, dest, **more):
-    return dict(trustfix_python=str(python), trustfix_bundle_src=str(src), trustfix_dest=str(dest), **more)
+    return dict(dict(trustfix_python=str(python), trustfix_bundle_src=str(src), trustfix_dest=str(dest),
+                     trustfix_scope="user"), **more)
 
 
 @pytest.fixture(scope="module")
@@ -209,6 +211,33 @@ def test_ansible_role_fails_on_a_tampered_bundle_with_the_products_sentence(sand
     assert "(bootstrap.py exit code 2" in play.output, play
     assert tree(sb.home, venv) == before
     assert installed_version(sb, python, "pip") == "absent"
+
+
+@pytest.mark.e2e
+@needs_ansible
+def test_ansible_example_playbook_machine_wide_then_an_unprivileged_users_new_venv_installs(
+        sandbox, proxy, cas, bundle_zip, tmp_path, user_home):
+    """The example playbook as IT runs it: root, scope global, the OS's Python, the company CA: changed, then
+    ok; then uid 65534 makes a venv and its pip downloads through the proxy with no flags."""
+    system_python = Path("/usr/bin/python3.11")
+    if not system_python.exists():
+        pytest.skip("no /usr/bin/python3.11 here")
+    sb = sandbox(corp_in_os_store=False, proxy=proxy, machine_wide=True)
+    v = role_vars(system_python, bundle_zip, tmp_path / "dest", trustfix_scope="global",
+                  trustfix_extra_args=["--ca-file", str(cas.corp_pem)])
+    first = playbook(sb, tmp_path, **v)
+    assert first.rc == 0 and first.failed == 0 and first.tasks[RUN] == "changed", first
+    assert "file: /etc/pip.conf" in first.output, first
+    again = playbook(sb, tmp_path, **v)
+    assert again.rc == 0 and again.changed == 0 and again.tasks[RUN] == "ok", again
+
+    venv = user_home / "project" / ".venv"
+    made = as_user(sb, user_home, [str(system_python), "-m", "venv", str(venv)])
+    assert made.returncode == 0, out(made)
+    fetched = as_user(sb, user_home, [str(venv / "bin" / "pip"), "download", "--no-deps", "--retries", "0",
+                                      "--timeout", "10", "-d", str(user_home / "dl"), "corp-hello"])
+    assert fetched.returncode == 0, out(fetched)
+    assert [p.name.split("-")[0] for p in (user_home / "dl").iterdir()] == ["corp_hello"]
 
 
 # --- Jamf ---------------------------------------------------------------------------------------------

@@ -11,18 +11,15 @@ through setpriv, no groups) with a home of its own; the interpreter is the OS's 
 import json
 import os
 import shutil
-import stat
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from bundle_helpers import bootstrap, copy_bundle, out
+from bundle_helpers import USER, as_user, bootstrap, copy_bundle, out
 
 pytestmark = pytest.mark.e2e
 
 SYSTEM_PYTHON = Path("/usr/bin/python3.11")
-USER = (65534, 65534)                     # nobody
 PKG = "corp-hello"
 MACHINE_FILES = ("/etc/pip.conf", "/usr/local/share/trustfix")
 
@@ -30,21 +27,6 @@ MACHINE_FILES = ("/etc/pip.conf", "/usr/local/share/trustfix")
 def _needs_system_python():
     if not SYSTEM_PYTHON.exists():
         pytest.skip("{} is not here (the OS's Python, as a fleet's laptops have)".format(SYSTEM_PYTHON))
-
-
-@pytest.fixture
-def user_home():
-    """A home for the unprivileged user: outside pytest's root-only folder, owned by the user, removed after."""
-    home = Path(tempfile.mkdtemp(prefix="trustfix-user-", dir="/tmp"))
-    os.chmod(str(home), 0o755)
-    os.chown(str(home), *USER)
-    yield home
-    shutil.rmtree(str(home), ignore_errors=True)
-
-
-def as_user(sb, home, argv, **kw):
-    return sb.run(argv, user=USER, env_extra={"HOME": str(home), "USER": "nobody", "LOGNAME": "nobody"},
-                  cwd=str(home), **kw)
 
 
 def machine_state(sb):
