@@ -65,6 +65,15 @@ def tree(*folders):
     return out
 
 
+def changes(before, after):
+    """What differs, one line per path (the assertion message of a 'nothing changed' check)."""
+    lines = []
+    for path in sorted(set(before) | set(after)):
+        if before.get(path) != after.get(path):
+            lines.append("{}: {} -> {}".format(path, before.get(path, "(absent)"), after.get(path, "(absent)")))
+    return "\n".join(lines[:15] + (["... {} more".format(len(lines) - 15)] if len(lines) > 15 else []))
+
+
 def installed_version(sb, python, name):
     """The version of a distribution in that interpreter, read from its dist-info (no pip needed)."""
     code = ("import sys,os,re\n"

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bundle_helpers import bootstrap, copy_bundle, expected_pins, installed_version, out, tree
+from bundle_helpers import bootstrap, changes, copy_bundle, expected_pins, installed_version, out, tree
 from testbed import make_venv, pythons
 
 pytestmark = pytest.mark.e2e
@@ -281,7 +281,7 @@ def test_undo_restores_every_file_byte_for_byte_and_a_rerun_changes_nothing(sand
     undone = bootstrap(sb, python, bundle, "undo")
     assert undone.returncode == 0, out(undone)
     after = {p: h for p, h in tree(sb.home, tmp_path / "venv").items() if "/.cache" not in p}  # the user's own pip cache
-    assert after == original
+    assert after == original, changes(original, after)
     assert conf.read_text() == USER_FILE
     twice = bootstrap(sb, python, bundle, "undo")
     assert twice.returncode == 0 and "nothing to undo" in twice.stdout
@@ -298,8 +298,8 @@ def test_a_run_killed_midway_is_completed_by_a_rerun_and_undone_exactly(delay, s
     original = tree(sb.home, tmp_path / "venv")
     bundle = copy_bundle(tmp_path / "bundle")
     script = '"$@" & pid=$!; sleep {}; kill -9 $pid 2>/dev/null; wait $pid; exit 0'.format(delay)
-    sb.run(["sh", "-c", script, "sh", str(python), str(bundle / "bootstrap.py"), "--ca-file", str(cas.corp_pem)],
-           cwd=str(bundle))
+    killed = sb.run(["sh", "-c", script, "sh", str(python), str(bundle / "bootstrap.py"), "--ca-file",
+                     str(cas.corp_pem)], cwd=str(bundle))
     rerun = bootstrap(sb, python, bundle, "--ca-file", cas.corp_pem)
     assert rerun.returncode == 0, out(rerun)
     assert installed_version(sb, python, "pip") == expected_pins(interp.version)["pip"]
@@ -307,4 +307,5 @@ def test_a_run_killed_midway_is_completed_by_a_rerun_and_undone_exactly(delay, s
     undone = bootstrap(sb, python, bundle, "undo")
     assert undone.returncode == 0, out(undone)
     after = {p: h for p, h in tree(sb.home, tmp_path / "venv").items() if "/.cache" not in p}  # the user's own pip cache
-    assert after == original
+    assert after == original, "{}\nkilled at:\n{}\nrerun:\n{}\nundo:\n{}".format(
+        changes(original, after), out(killed)[-1500:], out(rerun)[-1500:], out(undone)[-1500:])

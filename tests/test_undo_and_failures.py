@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from bundle_helpers import bootstrap, by_version, copy_bundle, expected_pins, installed_version, out
+from bundle_helpers import bootstrap, by_version, changes, copy_bundle, expected_pins, installed_version, out
 from testbed import make_venv, pythons
 
 pytestmark = pytest.mark.e2e
@@ -52,15 +52,6 @@ exec(SNAPSHOT, _ns)
 
 def snapshot(*folders):
     return _ns["snapshot"](folders)
-
-
-def changes(before, after):
-    """What differs, one line per path (the assertion message of a 'nothing changed' check)."""
-    lines = []
-    for path in sorted(set(before) | set(after)):
-        if before.get(path) != after.get(path):
-            lines.append("{}: {} -> {}".format(path, before.get(path, "(absent)"), after.get(path, "(absent)")))
-    return "\n".join(lines[:15] + (["... {} more".format(len(lines) - 15)] if len(lines) > 15 else []))
 
 
 # --- undo ------------------------------------------------------------------------------------------
