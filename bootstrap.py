@@ -1237,8 +1237,10 @@ def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
     try:
         with opener(context, proxy).open(request, timeout=TIMEOUT) as response:
             chunks, size, ends = [], 0, time.time() + REQUEST_DEADLINE
+            # read1: what has arrived (read(n) would wait for all n bytes, so a trickle never met the check)
+            read = getattr(response, "read1", response.read)
             while size <= limit:
-                chunk = response.read(1 << 16)
+                chunk = read(1 << 16)
                 if not chunk:
                     break
                 chunks.append(chunk)

@@ -1,7 +1,8 @@
 """Hardening (issue 13), end to end in the laptop sandbox: a module planted in the current directory never
 runs, pip.conf forms pip reads differently are edited as pip reads them, a folder where pip.conf goes is
 refused before any change, the proxy password appears nowhere, SIGTERM stops a run like Ctrl-C, and a
-full disk (a real tiny tmpfs) is named before any change.
+full disk (a real tiny tmpfs) is named before any change, and a trickling index (a real slow HTTPS
+server) ends at the per-download bound or the run's own deadline.
 """
 import json
 import os
@@ -159,3 +160,77 @@ def test_two_runs_at_once_keep_both_records_and_undo_reverts_both(sandbox, proxy
     assert undone.returncode == 0, out(undone)
     assert [installed_version(sb, v, "pip") for v in venvs] == ["absent", "absent"]
     assert tree(sb.home, tmp_path / "a", tmp_path / "b") == before
+
+
+@pytest.fixture
+def trickle_server(cas):
+    """A real HTTPS index on loopback (the public root's certificate, so TLS verifies) that answers every
+    request at once with headers and then sends its body one byte every 0.2 s, for ever."""
+    import socket
+    import ssl
+    import threading
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cas.server_cert), str(cas.server_key))
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve(conn):
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                tls.settimeout(5)
+                tls.recv(65536)
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 1000000\r\n\r\n")
+                while not stop.wait(0.2):
+                    tls.sendall(b" ")
+        except OSError:
+            pass
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield "https://127.0.0.1:{}/simple/".format(server.getsockname()[1])
+    stop.set()
+    thread.join()
+    server.close()
+
+
+def test_a_trickling_index_ends_at_the_per_download_deadline(sandbox, trickle_server, tmp_path):
+    """One byte every 0.2 s never trips the 1 s read timeout; the download's own bound (8 x 1 s) ends it."""
+    sb = sandbox(corp_in_os_store=True)
+    python = make_venv(by_version((3, 12)), tmp_path / "venv", with_pip=False)
+    bundle = copy_bundle(tmp_path / "bundle", wheels=False)
+    started = time.monotonic()
+    result = bootstrap(sb, python, bundle, "--json", "--index-url", trickle_server,
+                       env_extra={"TRUSTFIX_TIMEOUT": "1"}, timeout=120)
+    elapsed = time.monotonic() - started
+    doc = json.loads(result.stdout)
+    assert result.returncode == 1 and doc["exit_code"] == 1, out(result)
+    assert "127.0.0.1 sends too slowly" in doc["error"] and "8 x TRUSTFIX_TIMEOUT" in doc["error"], doc["error"]
+    assert 8 <= elapsed < 40, elapsed
+    assert installed_version(sb, python, "pip") == "absent"
+
+
+def test_a_run_stops_at_its_deadline_with_a_report(sandbox, trickle_server, tmp_path):
+    """TRUSTFIX_DEADLINE=4 with generous per-read and per-download bounds: the run itself stops at 4 s."""
+    sb = sandbox(corp_in_os_store=True)
+    python = make_venv(by_version((3, 12)), tmp_path / "venv", with_pip=False)
+    bundle = copy_bundle(tmp_path / "bundle", wheels=False)
+    started = time.monotonic()
+    result = bootstrap(sb, python, bundle, "--json", "--index-url", trickle_server,
+                       env_extra={"TRUSTFIX_TIMEOUT": "30", "TRUSTFIX_DEADLINE": "4"}, timeout=120)
+    elapsed = time.monotonic() - started
+    doc = json.loads(result.stdout)
+    assert result.returncode == 1 and doc["exit_code"] == 1, out(result)
+    assert "the run took longer than 4 seconds (TRUSTFIX_DEADLINE)" in doc["error"], doc["error"]
+    assert 4 <= elapsed < 20, elapsed
+    assert installed_version(sb, python, "pip") == "absent"
