@@ -1632,6 +1632,8 @@ def change_file(journal, path, data, mode=0o644):
     current = read_bytes(path) if os.path.isfile(path) else None
     if current == data:
         return False
+    if RUN["files"] is not None and path not in [f[0] for f in RUN["files"]]:
+        RUN["files"].append((path, current, os.stat(path).st_mode & 0o777 if current is not None else None))
     entry = next((e for e in journal["files"] if e["path"] == path), None)
     if entry is None:                                          # first change of this file: keep the original
         entry = {"path": path, "existed": current is not None, "backup": None, "mode": None,
@@ -1714,6 +1716,69 @@ def backup_distribution(journal, pin, dist_info, flags):
         entry["backup"] = os.path.relpath(dest, state_dir())
     journal["packages"].append(entry)
     journal_save(journal)
+
+
+RUN = {"files": None}     # during an install: (path, bytes or None, mode) before this run first wrote it
+
+
+def begin_changes(journal):
+    """The state before this run's first change, for roll_back: the journal as it is (and whether its file
+    exists), and from now on every file's bytes before this run first writes it."""
+    import copy
+    RUN["files"] = []
+    return {"journal": copy.deepcopy(journal), "existed": os.path.isfile(journal_path()), "installed": False}
+
+
+def roll_back(journal, mark, ui):
+    """A run that fails after it began changing things puts back what it changed, newest first, so exit 1
+    leaves nothing half-changed: the files it wrote, the CAs it added, the packages it installed, and the
+    journal as it was. Earlier runs' changes stay (undo is for those). The words to add to the error."""
+    problems = []
+
+    def attempt(what, action, *a):
+        try:
+            action(*a)
+        except Exception as e:                           # go on with the rest; name what is left
+            problems.append("{} ({})".format(what, e.args[0] if isinstance(e, Failure) else e))
+
+    before = mark["journal"]
+    for path, data, mode in reversed(RUN["files"] or []):
+        if data is None:
+            attempt(path, lambda p: os.path.lexists(p) and os.unlink(p), path)
+        else:
+            attempt(path, atomic_write, path, data, mode)
+        ui.step("rollback", "changed", ("removed " if data is None else "restored ") + path)
+    RUN["files"] = None
+    known = [e["path"] for e in before["files"]]
+    for entry in journal["files"]:
+        if entry["path"] not in known:
+            for folder in entry.get("created_dirs", []):
+                attempt(folder, lambda f: os.path.isdir(f) and not os.listdir(f) and os.rmdir(f), folder)
+    for record in journal["os_store"][len(before["os_store"]):]:
+        attempt("the CA added to the OS trust store", lambda r: run(r["command"]) if r.get("kind") == "file+command"
+                else OS.remove_ca(r), record)
+    if mark["installed"]:
+        ours = [(p["python"], p["name"], p.get("after")) for p in before["packages"]]
+        for pkg in reversed(journal["packages"]):
+            if (pkg["python"], pkg["name"], pkg.get("after")) not in ours:
+                attempt(pkg["name"], undo_package, pkg, ui, "rollback")
+    new_backups = [e["backup"] for e in journal["files"] + journal["packages"] if e.get("backup") and
+                   e["backup"] not in [b.get("backup") for b in before["files"] + before["packages"]]]
+    journal.clear()
+    journal.update(before)
+    if mark["existed"]:
+        attempt("the journal", journal_save, journal)
+        for rel in new_backups:
+            path = os.path.normpath(os.path.join(state_dir(), rel))
+            attempt(path, lambda b: shutil.rmtree(b) if os.path.isdir(b) else os.path.lexists(b) and os.unlink(b), path)
+    else:
+        attempt("the journal", remove_state, new_backups)
+        for folder in journal.get("created_dirs", []):
+            attempt(folder, lambda f: os.path.isdir(f) and not os.listdir(f) and os.rmdir(f), folder)
+    if problems:
+        return "bootstrap.py could not put back everything this run changed: {}; run `bootstrap.py undo`".format(
+            "; ".join(problems))
+    return "bootstrap.py put back everything this run had changed"
 
 
 def undo(args, ui):
@@ -1812,7 +1877,7 @@ def interpreter_problem(python, prefix, pkg):
     return None
 
 
-def undo_package(pkg, ui):
+def undo_package(pkg, ui, step="undo"):
     python, name = pkg["python"], pkg["name"]
     folder = os.path.dirname(python)
     where = os.path.dirname(folder) if os.path.basename(folder).lower() in ("bin", "scripts") else folder
@@ -1852,9 +1917,9 @@ def undo_package(pkg, ui):
                 shutil.copy2(os.path.join(backup, stored), target)
     changed(package="{} in {}".format(name, where))
     if pkg.get("before"):
-        ui.step("undo", "changed", "restored {} in {}".format(pkg["before"][:-len(".dist-info")], where))
+        ui.step(step, "changed", "restored {} in {}".format(pkg["before"][:-len(".dist-info")], where))
     else:
-        ui.step("undo", "changed", "removed {} from {}".format(name, where))
+        ui.step(step, "changed", "removed {} from {}".format(name, where))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -2401,7 +2466,8 @@ def unpack_installer(wheel, workdir):
     return os.path.join(dest, "pip")
 
 
-def install(plan, s, args, ui, journal, files, workdir):
+def install(plan, s, args, ui, journal, files, workdir, mark=None):
+    mark = {} if mark is None else mark                       # begin_changes(): what roll_back needs
     if plan["skip_install"]:
         ui.step("install", "skipped", plan["skip_install"])
         return
@@ -2422,8 +2488,10 @@ def install(plan, s, args, ui, journal, files, workdir):
         # The user owns this target, so Python caches bytecode at first import as always; compiling all of
         # pip up front (about 40% of the install time) would mostly compile modules pip never imports.
         cmd.append("--no-compile")
-    proc = run(cmd, env=pip_env())
+    mark["installed"] = True                      # from here a failure rolls the packages back (pip's own
+    proc = run(cmd, env=pip_env())                # failure already did)
     if proc.returncode != 0:
+        mark["installed"] = False
         tail = "\n".join(proc.stdout.strip().splitlines()[-5:])
         raise Failure("pip could not install {}:\n{}".format(
             ", ".join(p["name"] for p in plan["install"]), tail))
@@ -3017,10 +3085,22 @@ def run_install(args, ui):
         check_space(plan, s, workdir)
         journal = journal_load()
         files = acquire(plan, s, ui, workdir)                  # verified files in a temp folder: no change yet
-        if (plan["install"] or plan["strategy"] == "bundle") and not os.path.isfile(journal_path()):
-            journal_save(journal)          # before the first change, so a killed run's folders are known
-        install(plan, s, args, ui, journal, files, workdir)
-        changed = configure_trust(plan, s, args, ui, journal, files) or bool(plan["install"])
+        mark = begin_changes(journal)
+        try:
+            if (plan["install"] or plan["strategy"] == "bundle") and not os.path.isfile(journal_path()):
+                journal_save(journal)      # before the first change, so a killed run's folders are known
+            install(plan, s, args, ui, journal, files, workdir, mark)
+            changed = configure_trust(plan, s, args, ui, journal, files) or bool(plan["install"])
+        except Exception as e:             # Failure, a full disk, a bug: put back this run's changes first
+            note = roll_back(journal, mark, ui)
+            if isinstance(e, Failure):
+                e.args = ("{}; {}.".format(e.args[0].rstrip().rstrip("."), note),) + e.args[1:]
+                raise
+            if isinstance(e, OSError) and e.errno in NO_SPACE:
+                raise Failure("{}; {}.".format(no_space(e), note))
+            raise
+        finally:
+            RUN["files"] = None
     code = verify(plan, s, args, ui, journal, changed)
     if code == EXIT_OK:
         ui.say("Done. pip works here without --trusted-host; `python bootstrap.py undo` reverts the changes."
@@ -3074,6 +3154,16 @@ def write_log(args):
         return None
 
 
+NO_SPACE = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
+
+
+def no_space(e):
+    where = e.filename or "a file it writes"
+    if os.path.basename(str(where)).startswith(".trustfix-"):        # atomic_write's temporary file
+        where = os.path.dirname(where)
+    return "no space left on the disk holding {} ({}); free some space".format(where, e.strerror)
+
+
 def require_admin(args):
     """--scope global writes files every user of the machine reads (pip's global configuration, the machine's
     bundle) and a journal only administrators may write: refused to anyone else, before anything is read."""
@@ -3117,10 +3207,9 @@ def main(argv=None):
             e.args[0] if isinstance(e, Stopped) else "interrupted")
         ui.step("error", "failed", error)
     except OSError as e:
-        if e.errno not in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        if e.errno not in NO_SPACE:
             raise
-        code, error = EXIT_FAILED, "no space left on the disk holding {} ({}); free some space, then run " \
-            "bootstrap.py again to finish, or `bootstrap.py undo`".format(e.filename or "a file it writes", e.strerror)
+        code, error = EXIT_FAILED, "{}, then run bootstrap.py again to finish, or `bootstrap.py undo`".format(no_space(e))
         ui.step("error", "failed", error)
     except Exception as e:                                      # a bug: one sentence here, the traceback in the log
         import traceback

@@ -234,3 +234,40 @@ def test_a_run_stops_at_its_deadline_with_a_report(sandbox, trickle_server, tmp_
     assert "the run took longer than 4 seconds (TRUSTFIX_DEADLINE)" in doc["error"], doc["error"]
     assert 4 <= elapsed < 20, elapsed
     assert installed_version(sb, python, "pip") == "absent"
+
+
+FULL_HOME = r"""set -e
+home="$1"; inodes="$2"; report="$3"; listing="$4"; shift 4
+mount -t tmpfs -o "size=64m,nr_inodes=$inodes,mode=0755" trustfix-full-home "$home"
+set +e
+"$@" >"$report"
+echo $? >"$report.rc"
+find "$home" -mindepth 1 | sort >"$listing"
+cat "$report"                       # stdout: the one JSON document (the sandbox checks it against the schema)
+"""
+
+
+def test_a_disk_that_fills_after_the_install_is_named_and_the_run_put_back(sandbox, proxy, cas, tmp_path):
+    """HOME on a real tmpfs with room for 6 files and folders: the journal and then the bundle fit, the
+    journal's next save does not (ENOSPC), after pip was installed. The run names the full disk, exits 1
+    and puts back what it changed: pip uninstalled, the bundle and the journal gone, HOME empty again."""
+    sb = sandbox(corp_in_os_store=False, proxy=proxy)
+    python = make_venv(by_version((3, 9)), tmp_path / "venv", with_pip=False)
+    venv_before = tree(tmp_path / "venv")
+    bundle = copy_bundle(tmp_path / "bundle")
+    report, listing = tmp_path / "report.json", tmp_path / "home.txt"
+    # 6 inodes: the tmpfs root, .local, share, trustfix, journal.json and one temporary file beside it
+    sb.run(["/bin/sh", "-c", FULL_HOME, "sh", str(sb.home), "6", str(report), str(listing),
+            str(python), str(bundle / "bootstrap.py"), "--json", "--ca-file", str(cas.corp_pem)], cwd=str(bundle))
+    doc = json.loads(report.read_text())
+    assert (tmp_path / "report.json.rc").read_text().strip() == "1", doc
+    steps = {step["step"]: step["status"] for step in doc["steps"]}
+    assert steps.get("install") == "changed", ("the disk must fill after the install", doc["steps"])
+    assert doc["error"].startswith("no space left on the disk holding {}".format(sb.home)), doc["error"]
+    assert "bootstrap.py put back everything this run had changed." in doc["error"], doc["error"]
+    rolled = [step["summary"] for step in doc["steps"] if step["step"] == "rollback"]
+    assert any(line.startswith("removed ") and line.endswith("ca-bundle.pem") for line in rolled), rolled
+    assert any(line.startswith("removed pip from ") for line in rolled), rolled
+    assert listing.read_text() == "", listing.read_text()
+    assert installed_version(sb, python, "pip") == "absent"
+    assert tree(tmp_path / "venv") == venv_before
