@@ -127,7 +127,7 @@ def outside(args):
                   "warmup": args.warmup, "pythons": [[str(i), str(i.path)] for i in found]}
         (work / "config.json").write_text(json.dumps(config))
         env = testbed.scrubbed_env(home=work / "home")
-        cmd = ["unshare", "-m", "-n", "--", "/bin/sh", "-c", testbed.MOUNTS, "sh", str(empty), str(store), "1",
+        cmd = ["unshare", "-m", "-n", "--", "/bin/sh", "-c", testbed.MOUNTS, "sh", str(empty), str(store), "1", "",
                sys.executable, str(Path(__file__).resolve()), "--inside", str(work / "config.json")]
         started = time.monotonic()
         subprocess.run(cmd, env=env, check=True)
