@@ -751,13 +751,7 @@ class _MacOS:
         return bool(re.match(r"^[0-9A-F]{40}$", sha1)) and record.get("kind") == "command" and \
             record.get("undo") == ["security", "delete-certificate", "-Z", sha1, keychain]
 
-    @staticmethod
-    def is_admin():
-        return os.geteuid() == 0
-
-    @staticmethod
-    def lock_down(folder):
-        os.chmod(folder, 0o755)
+    is_admin, lock_down = staticmethod(_Linux.is_admin), staticmethod(_Linux.lock_down)      # POSIX alike
 
     @staticmethod
     def scratch_dir():
