@@ -1181,13 +1181,65 @@ def _is_cert_error(exc):
         isinstance(reason, getattr(ssl, "CertificateError", ()))
 
 
+def proxy_auth_schemes(proxy, host, port=443):
+    """The login schemes a proxy's 407 offers (its Proxy-Authenticate headers), asked with one CONNECT of
+    our own, since urllib drops the headers of a tunnel that failed. [] when they cannot be told."""
+    parts = urllib.parse.urlsplit(proxy or "")
+    if not parts.hostname:
+        return []
+    lines = ["CONNECT {0}:{1} HTTP/1.1".format(host, port), "Host: {0}:{1}".format(host, port)]
+    if parts.username:                                  # what pip would send: Basic with the URL's user
+        login = "{}:{}".format(urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
+        lines.append("Proxy-Authorization: Basic " + base64.b64encode(login.encode("utf-8")).decode("ascii"))
+    data = b""
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 80), timeout=TIMEOUT) as sock:
+            sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            while b"\r\n\r\n" not in data and len(data) < 65536:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return []
+    head = data.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    if not head or " 407" not in head[0]:
+        return []
+    schemes = []
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() != "proxy-authenticate":
+            continue
+        for item in value.split(","):                   # "Negotiate, NTLM" or "Basic realm=\"x\", ..."
+            token = item.strip().split(" ")[0]
+            if token and "=" not in token and token.lower() not in [x.lower() for x in schemes]:
+                schemes.append(token)
+    return schemes
+
+
+def windows_login_advice(proxy, schemes):
+    """(cause, fix) for a proxy whose 407 offers only logins pip and uv cannot do (NTLM, Negotiate,
+    Kerberos); None when it offers Basic or cannot be told (the plain 407 advice then)."""
+    if not schemes or any(x.lower() == "basic" for x in schemes):
+        return None
+    return ("the proxy {} asks for a Windows login ({}), which pip and uv cannot do (they speak Basic "
+            "only)".format(redact(proxy), ", ".join(schemes)),
+            "run a local authenticating proxy that logs in for you (px or cntlm, both listen on 127.0.0.1:3128 "
+            "by default), then set HTTPS_PROXY=http://127.0.0.1:3128 and HTTP_PROXY the same; or ask IT for a "
+            "proxy that takes Basic")
+
+
 def network_failure(exc, url, proxy):
     """One sentence for a network failure that is not about certificates."""
-    host = urllib.parse.urlsplit(url).hostname
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname
     reason = getattr(exc, "reason", exc)
     text = str(reason)
     via = " through the proxy {}".format(redact(proxy)) if proxy else ""
     if "407" in text:
+        windows = windows_login_advice(proxy, proxy_auth_schemes(proxy, host, parts.port or 443))
+        if windows:
+            return "{}; {}.".format(*windows)
         return ("the proxy {} asks for a login (HTTP 407 Proxy Authentication Required); put the user "
                 "and password in the proxy URL (HTTPS_PROXY=http://user:password@host:port) or ask IT "
                 "which proxy to use.".format(redact(proxy)))
@@ -3283,7 +3335,8 @@ def tls_check(url, proxy, context, timeout=DOCTOR_TIMEOUT):
     except (OSError, http.client.HTTPException) as e:
         text = str(e)
         if "407" in text:
-            return {"status": "proxy-auth", "detail": "the proxy answered 407 Proxy Authentication Required"}
+            return {"status": "proxy-auth", "detail": "the proxy answered 407 Proxy Authentication Required",
+                    "schemes": proxy_auth_schemes(proxy, host, port)}
         if "timed out" in text:
             return {"status": "timeout", "detail": "no answer within {:.0f} s".format(timeout)}
         return {"status": "error", "detail": text or e.__class__.__name__}
@@ -3488,8 +3541,9 @@ def bundle_check(s, network_ok=True):
 def network_verdict(failed, host, proxy):
     status = failed["status"]
     if status == "proxy-auth":
-        return ("the proxy {} demands a login (HTTP 407)".format(redact(proxy)),
-                "set HTTPS_PROXY=http://USER:PASSWORD@host:port (ask IT for the proxy account)")
+        return windows_login_advice(proxy, failed.get("schemes")) or (
+            "the proxy {} demands a login (HTTP 407)".format(redact(proxy)),
+            "set HTTPS_PROXY=http://USER:PASSWORD@host:port (ask IT for the proxy account)")
     if status == "dns":
         return ("{} cannot be resolved: no DNS or no network".format(proxy and urllib.parse.urlsplit(proxy).hostname or host),
                 "connect to the network (or VPN); behind a proxy, set HTTPS_PROXY")
