@@ -4,13 +4,11 @@ cannot do. bootstrap.py refuses before any change and doctor names the cause; bo
 authenticating proxy (px, cntlm).
 """
 import json
-import socket
-import threading
 
 import pytest
 
 from bundle_helpers import bootstrap, by_version, copy_bundle, out, tree
-from testbed import make_venv
+from testbed import LoopbackServer, make_venv
 
 pytestmark = pytest.mark.e2e
 
@@ -18,16 +16,13 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture
 def domain_proxy():
     """A real HTTP proxy on loopback that answers every request (CONNECT included) with 407 and
-    `Proxy-Authenticate: Negotiate` and `Proxy-Authenticate: NTLM`, as a Windows-domain proxy does."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.2)
-    stop, seen = threading.Event(), []
+    `Proxy-Authenticate: Negotiate` and `Proxy-Authenticate: NTLM`, as a Windows-domain proxy does.
+    Yields its URL and the request lines it was sent."""
+    seen = []
     answer = (b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Negotiate\r\n"
               b"Proxy-Authenticate: NTLM\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
 
-    def serve(conn):
+    def serve(conn, stop):
         with conn:
             conn.settimeout(5)
             data = b""
@@ -42,20 +37,8 @@ def domain_proxy():
             except OSError:
                 pass
 
-    def accept():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield "http://127.0.0.1:{}".format(server.getsockname()[1]), seen
-    stop.set()
-    thread.join()
-    server.close()
+    with LoopbackServer(serve) as server:
+        yield "http://127.0.0.1:{}".format(server.port), seen
 
 
 def test_a_proxy_that_offers_only_ntlm_and_negotiate_is_named_and_nothing_changes(sandbox, domain_proxy, tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bundle_helpers import bootstrap, by_version, copy_bundle, installed_version, out, tree
-from testbed import make_venv
+from testbed import LoopbackServer, make_venv
 
 pytestmark = pytest.mark.e2e
 
@@ -166,18 +166,11 @@ def test_two_runs_at_once_keep_both_records_and_undo_reverts_both(sandbox, proxy
 def trickle_server(cas):
     """A real HTTPS index on loopback (the public root's certificate, so TLS verifies) that answers every
     request at once with headers and then sends its body one byte every 0.2 s, for ever."""
-    import socket
     import ssl
-    import threading
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(str(cas.server_cert), str(cas.server_key))
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(16)
-    server.settimeout(0.2)
-    stop = threading.Event()
 
-    def serve(conn):
+    def serve(conn, stop):
         try:
             with context.wrap_socket(conn, server_side=True) as tls:
                 tls.settimeout(5)
@@ -188,20 +181,8 @@ def trickle_server(cas):
         except OSError:
             pass
 
-    def accept():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            threading.Thread(target=serve, args=(conn,), daemon=True).start()
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield "https://127.0.0.1:{}/simple/".format(server.getsockname()[1])
-    stop.set()
-    thread.join()
-    server.close()
+    with LoopbackServer(serve) as server:
+        yield "https://127.0.0.1:{}/simple/".format(server.port)
 
 
 @pytest.mark.parametrize("env, words, least, most", [

@@ -163,6 +163,41 @@ def free_port():
         return s.getsockname()[1]
 
 
+class LoopbackServer:
+    """A real TCP server on 127.0.0.1 for the odd servers of the field (a trickling index, a domain
+    proxy): each connection is handed to handle(conn, stop) in its own thread. A context manager;
+    `port` is where it listens."""
+
+    def __init__(self, handle):
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.stop = threading.Event()
+        self.handle = handle
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+
+    def _accept(self):
+        import threading
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self.handle, args=(conn, self.stop), daemon=True).start()
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join()
+        self.sock.close()
+
+
 def wait_for_port(port, proc, log, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
