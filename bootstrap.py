@@ -1764,6 +1764,13 @@ def backup_distribution(journal, pin, dist_info, flags):
     journal_save(journal)
 
 
+def remove_empty_dirs(folders):
+    """Remove each folder a change created (deepest first, as journaled) if nothing else is in it now."""
+    for folder in folders:
+        if os.path.isdir(folder) and not os.listdir(folder):
+            os.rmdir(folder)
+
+
 RUN = {"files": None}     # during an install: (path, bytes or None, mode) before this run first wrote it
 
 
@@ -1798,11 +1805,9 @@ def roll_back(journal, mark, ui):
     known = [e["path"] for e in before["files"]]
     for entry in journal["files"]:
         if entry["path"] not in known:
-            for folder in entry.get("created_dirs", []):
-                attempt(folder, lambda f: os.path.isdir(f) and not os.listdir(f) and os.rmdir(f), folder)
+            attempt("the folders made for " + entry["path"], remove_empty_dirs, entry.get("created_dirs", []))
     for record in journal["os_store"][len(before["os_store"]):]:
-        attempt("the CA added to the OS trust store", lambda r: run(r["command"]) if r.get("kind") == "file+command"
-                else OS.remove_ca(r), record)
+        attempt("the CA added to the OS trust store", OS.remove_ca, record)
     if mark["installed"]:
         ours = [(p["python"], p["name"], p.get("after")) for p in before["packages"]]
         for pkg in reversed(journal["packages"]):
@@ -1819,8 +1824,7 @@ def roll_back(journal, mark, ui):
             attempt(path, lambda b: shutil.rmtree(b) if os.path.isdir(b) else os.path.lexists(b) and os.unlink(b), path)
     else:
         attempt("the journal", remove_state, new_backups)
-        for folder in journal.get("created_dirs", []):
-            attempt(folder, lambda f: os.path.isdir(f) and not os.listdir(f) and os.rmdir(f), folder)
+        attempt("the state folder", remove_empty_dirs, journal.get("created_dirs", []))
     if problems:
         return "bootstrap.py could not put back everything this run changed: {}; run `bootstrap.py undo`".format(
             "; ".join(problems))
@@ -1858,14 +1862,12 @@ def undo(args, ui):
             os.unlink(path)
             ui.step("undo", "changed", "removed " + path)
             changed(path)
-        for folder in entry.get("created_dirs", []):
-            if os.path.isdir(folder) and not os.listdir(folder):
-                os.rmdir(folder)
+        remove_empty_dirs(entry.get("created_dirs", []))
         journal["files"].pop()
         journal_save(journal)
     for record in reversed(journal["os_store"]):
         if record.get("kind") == "file+command":
-            run(record["command"])
+            OS.remove_ca(record)                                  # the anchor file is gone: refresh the store
             ui.step("undo", "changed", "removed the CA from the OS trust store ({})".format(" ".join(record["command"])))
     journal["os_store"] = []
     while journal["packages"]:
@@ -1873,9 +1875,7 @@ def undo(args, ui):
         journal["packages"].pop()
         journal_save(journal)
     remove_state(backups)
-    for folder in journal.get("created_dirs", []):
-        if os.path.isdir(folder) and not os.listdir(folder):
-            os.rmdir(folder)
+    remove_empty_dirs(journal.get("created_dirs", []))
     ui.step("undo", "ok", "every change bootstrap.py made is undone")
     return EXIT_OK
 
