@@ -4,10 +4,12 @@ accept or reject it as the field reports (3.13's VERIFY_X509_STRICT, the incompl
 carries real pip traffic. Every client runs with a scrubbed environment; nothing leaves loopback.
 """
 import contextlib
+import re
 import http.client
 import socket
 import ssl
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -224,3 +226,76 @@ def test_real_pip_installs_through_the_proxy_with_the_root_as_cert(field_proxies
     urllib = sb.run([str(python), "-c", "import urllib.request as u; print(u.urlopen("
                      "'https://pypi.org/simple/corp-hello/', timeout=10).status)"])
     assert urllib.stdout.strip() == "200", out(urllib)
+
+
+# --- the recorded proxy-configuration outputs (tests/data/pac) keep their tools' layouts ------------------
+
+PAC = Path(__file__).resolve().parent / "data" / "pac"
+REG_KEY = r"HKEY_CURRENT_USER\Software\Microsoft\Windows\CurrentVersion\Internet Settings"
+
+
+def reg_values(raw):
+    """reg.exe's layout, strictly: CRLF, a blank line, the key, its values, a blank line, its subkeys."""
+    assert b"\n" not in raw.replace(b"\r\n", b""), "reg.exe ends every line with CRLF"
+    lines = raw.decode("ascii").rstrip("\r\n").split("\r\n")
+    assert raw.endswith(b"\r\n") and lines[0] == "" and lines[1] == REG_KEY, lines[:2]
+    blank = lines.index("", 2)
+    values = [re.match(r"^    (\S(?:.*?\S)?)    (REG_[A-Z_]+)    (.*)$", line) for line in lines[2:blank]]
+    assert all(values), lines[2:blank]
+    assert all(line.startswith(REG_KEY + "\\") for line in lines[blank + 1:]), lines[blank + 1:]
+    return {m.group(1): (m.group(2), m.group(3)) for m in values}
+
+
+def scutil_top_level(text):
+    """scutil's layout, strictly: two spaces per level, sorted keys; the top-level keys and values."""
+    lines, depth, top = text.splitlines(), 0, {}
+    assert lines[0] == "<dictionary> {" and lines[-1] == "}"
+    keys = {0: []}
+    for line in lines[1:-1]:
+        m = re.match(r"^((?:  )+)(\S+) : (.*)$", line) or re.match(r"^((?:  )+)(})$", line)
+        assert m, line
+        if m.group(2) == "}":
+            depth -= 1
+            assert len(m.group(1)) == 2 * (depth + 1), line
+            continue
+        assert len(m.group(1)) == 2 * (depth + 1), line
+        keys.setdefault(depth, []).append(m.group(2))
+        if depth == 0:
+            top[m.group(2)] = m.group(3)
+        if m.group(3).endswith("{"):
+            depth += 1
+            keys[depth] = []
+        elif depth and keys[depth - 1][-1] != "ExceptionsList":
+            assert keys[depth] == sorted(keys[depth]), keys[depth]
+    assert depth == 0 and keys[0] == sorted(keys[0]), keys[0]
+    return top
+
+
+def test_the_recorded_windows_settings_keep_reg_exes_layout():
+    pac, manual, none = (reg_values((PAC / "windows-reg-query-internet-settings-{}.txt".format(kind)).read_bytes())
+                         for kind in ("pac", "manual", "none"))
+    assert pac["AutoConfigURL"] == ("REG_SZ", "http://pac.corp.example.com/proxy.pac")
+    assert pac["ProxyEnable"] == none["ProxyEnable"] == ("REG_DWORD", "0x0")
+    assert manual["ProxyEnable"] == ("REG_DWORD", "0x1")
+    assert manual["ProxyServer"] == ("REG_SZ", "proxy.corp.example.com:8080")
+    assert not {"AutoConfigURL", "ProxyServer"} & set(none) and "AutoConfigURL" not in manual
+
+
+def test_the_recorded_macos_settings_keep_scutils_layout():
+    pac, manual, none = (scutil_top_level((PAC / "macos-scutil-proxy-{}.txt".format(kind)).read_text())
+                         for kind in ("pac", "manual", "none"))
+    assert pac["ProxyAutoConfigEnable"] == "1"
+    assert pac["ProxyAutoConfigURLString"] == "http://pac.corp.example.com/proxy.pac"
+    assert (manual["HTTPSEnable"], manual["HTTPSProxy"], manual["HTTPSPort"]) == ("1", "proxy.corp.example.com", "8080")
+    assert manual["ProxyAutoConfigEnable"] == "0" and "ProxyAutoConfigURLString" not in manual
+    assert none["HTTPSEnable"] == "0" and not {"HTTPSProxy", "ProxyAutoConfigURLString"} & set(none)
+
+
+def test_the_recorded_gnome_and_wsl_outputs():
+    for path in PAC.glob("gnome-gsettings-*.txt"):
+        assert re.match(r"^(?:'[^'\n]*'|\d+)\n$", path.read_text()), path.name     # a GVariant, one line
+    assert (PAC / "gnome-gsettings-mode-auto.txt").read_text() == "'auto'\n"
+    for name, wsl in [("wsl1", True), ("wsl2", True), ("linux", False)]:
+        text = (PAC / "{}-proc-version.txt".format(name)).read_text()
+        assert text.startswith("Linux version ") and text.endswith("\n") and text.count("\n") == 1
+        assert ("microsoft" in text.lower()) == wsl, name
