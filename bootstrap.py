@@ -15,6 +15,28 @@ configuration, which every pip of the user reads, whenever a corporate CA is kno
 change so that `bootstrap.py undo` puts every file back byte for byte.
 
 Standard library only; one file; starts on Python 3.6 (so it can say what it supports).
+
+Where things are, in the order of the sections below:
+  Small utilities   Record (the base of Survey, Plan, Trust), versions, redact(), atomic_write, run()
+  Output            UI: one line per step, or one JSON document (--json)
+  Certificates      a minimal DER reader (parse_cert); load_ca_file checks a CA the user gives
+  hashes.txt        read_pins, pins_for, find_wheel: the trust anchor of every file installed
+  Platforms         one class per OS (_Linux, _MacOS, _Windows; OS is this one): pip's configuration paths
+                    (config_paths), the bundle's folder (data_dir), the OS trust store (os_roots, os_context,
+                    add_ca and its inverse remove_ca)
+  pip configuration every file and variable pip reads (pip_config_sources, config_value); the INI editor
+  Survey            take_survey -> Survey: this Python and this machine, read only
+  Network           tls_probe -> Probe, http_get; failure_of reads a failure, network_problem words it
+  Journal           change_file (backup first, then an atomic write) and its mirror restore_file;
+                    backup_distribution before a package changes
+  Undo, rollback    undo (every journaled change's inverse, newest first), roll_back (a failed run's own)
+  Plan              make_plan -> Plan, one function per step; decide_trust -> Trust is the decision to write
+                    a bundle (its table is in its docstring)
+  Install, Trust,   install (the pinned pip from its verified wheel), configure_trust (make_bundle, `cert`),
+  Verify            verify (a fresh pip process reaches the index)
+  Every Python      find_pythons, pythons_report (doctor), install_all_pythons (--all-pythons)
+  Command line      parse_args, run_install (the install run, step by step), main (exit codes, JSON)
+  Doctor            doctor: one function per check family (check_pip ... check_tls), then the verdict
 """
 
 import sys
@@ -112,12 +134,11 @@ class TLSVerifyError(Exception):
 
 
 class NetworkError(Failure):
-    """The index could not be reached. kind: 'nonet' (no route, no DNS: this computer is offline) or
-    'error' (a proxy that refuses or wants a login, a timeout, an HTTP error: a network that is there)."""
+    """The index could not be reached; status says how, in a Probe's words (dns, no-route, timeout, ...)."""
 
-    def __init__(self, text, kind="error"):
+    def __init__(self, text, status="error"):
         Failure.__init__(self, text)
-        self.kind = kind
+        self.status = status
 
 
 # --------------------------------------------------------------------------------------------------
@@ -149,6 +170,29 @@ def vstr(t):
     return ".".join(str(x) for x in t)
 
 
+class Record:
+    """A plain record with a fixed set of fields (__slots__): every field is given when it is made, and a
+    misspelt name is an AttributeError, never a silent None. (dataclasses need Python 3.7.)"""
+
+    __slots__ = ()
+
+    def __init__(self, **fields):
+        missing, unknown = set(self.__slots__) - set(fields), set(fields) - set(self.__slots__)
+        if missing or unknown:
+            raise TypeError("{}: missing {}, unknown {}".format(type(self).__name__, sorted(missing), sorted(unknown)))
+        for name, value in fields.items():
+            setattr(self, name, value)
+
+    def __repr__(self):
+        return "{}({})".format(type(self).__name__, ", ".join(
+            "{}={!r}".format(name, getattr(self, name)) for name in self.__slots__))
+
+
+def host_of(url):
+    """The host name of a URL (None when it has none)."""
+    return urllib.parse.urlsplit(url).hostname
+
+
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]*(?:@[^/\s@]*)*@")
 _SECRET_VARS = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "PIP_PROXY")
 
@@ -167,9 +211,18 @@ def redact(text):
     return text
 
 
+def os_store_gap(python, pip_version):
+    """Why that pip on that Python verifies with certifi only, in a few words; None when it verifies with
+    the OS trust store (through truststore) plus certifi."""
+    if python < TRUSTSTORE_PYTHON:
+        return "Python {} (pip cannot use the OS store before 3.10)".format(vstr(python))
+    if not pip_version or vtuple(pip_version) < PIP_OS_STORE:
+        return "pip {} (certifi only: the OS store needs pip >= 24.2)".format(pip_version or "not installed")
+    return None
+
+
 def pip_uses_os_store(python, pip_version):
-    """Whether that pip on that Python verifies with the OS trust store (truststore) plus certifi."""
-    return bool(python >= TRUSTSTORE_PYTHON and pip_version and vtuple(pip_version) >= PIP_OS_STORE)
+    return os_store_gap(python, pip_version) is None
 
 
 def atomic_write(path, data, mode=0o644):
@@ -190,10 +243,9 @@ def atomic_write(path, data, mode=0o644):
         raise
 
 
-def make_dirs(folder):
-    """Create folder and its missing parents. Machine-wide (--scope global) each new folder is locked down
-    whatever root's umask (077 on hardened machines would hide the bundle from every other user): readable
-    by all, writable by administrators only (OS.lock_down)."""
+def missing_folders(folder):
+    """The folders on the way to folder that do not exist yet, deepest first (what a change creates, and
+    undo removes again when they are empty)."""
     missing = []
     while folder and not os.path.isdir(folder):
         missing.append(folder)
@@ -201,7 +253,20 @@ def make_dirs(folder):
         if parent == folder:
             break
         folder = parent
-    for new in reversed(missing):
+    return missing
+
+
+def existing_folder(path):
+    """path, or the deepest folder on the way to it that exists."""
+    missing = missing_folders(path)
+    return os.path.dirname(missing[-1]) if missing else path
+
+
+def make_dirs(folder):
+    """Create folder and its missing parents. Machine-wide (--scope global) each new folder is locked down
+    whatever root's umask (077 on hardened machines would hide the bundle from every other user): readable
+    by all, writable by administrators only (OS.lock_down)."""
+    for new in reversed(missing_folders(folder)):
         try:
             os.mkdir(new)
         except FileExistsError:
@@ -608,11 +673,15 @@ def find_wheel(folder, pin):
 
 
 # --------------------------------------------------------------------------------------------------
-# Platforms: the same small set of functions per OS, chosen once (see OS below)
-#   os_roots() -> list of DER      config_paths() -> {scope: [paths]} as pip reads them
-#   data_dir(scope) -> folder      add_ca(der, info) -> record     remove_ca(record)
-#   valid_ca_record(record) -> bool (a journal's record is one add_ca makes)   is_anchor_path(path) -> bool
-#   scratch_dir() -> folder for this run's temporary files, or None for the usual temporary folder
+# Platforms: the same small set of operations per OS, chosen once (OS, below). Nothing outside these
+# classes asks which OS it runs on.
+#   os_roots() -> [DER]                   os_context() -> SSLContext of the OS store (what truststore uses)
+#   config_paths() -> {scope: [paths]}    data_dir(scope) -> folder of the bundle (and the journal)
+#   add_ca(der, info) -> record           remove_ca(record): its inverse (undo and the rollback call it)
+#   valid_ca_record(record) -> bool       is_anchor_path(path) -> bool (a journal names only what add_ca makes)
+#   is_admin() -> bool                    lock_down(folder): writable by administrators only
+#   owners_matter: POSIX owners and modes (check_private, RunLock)    try_lock(fd) -> bool
+#   user_scheme() -> sysconfig scheme of --user installs   scratch_dir() -> folder for temporary files or None
 # --------------------------------------------------------------------------------------------------
 
 def _xdg(var, default):
@@ -620,7 +689,39 @@ def _xdg(var, default):
     return value if os.path.isabs(value) else os.path.expanduser(default)
 
 
-class _Linux:
+class _Posix:
+    """What Linux and macOS do alike."""
+    owners_matter = True
+
+    @staticmethod
+    def is_admin():
+        return os.geteuid() == 0
+
+    @staticmethod
+    def lock_down(folder):
+        os.chmod(folder, 0o755)
+
+    @staticmethod
+    def try_lock(fd):
+        import fcntl
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def user_scheme():
+        return "posix_user"
+
+    @staticmethod
+    def pip_paths(global_paths, user_new):
+        """pip's files on POSIX: global, then the legacy user file and the new one, then the site file."""
+        return {"global": global_paths, "user": [os.path.expanduser("~/.pip/pip.conf"), user_new],
+                "site": [os.path.join(sys.prefix, "pip.conf")]}
+
+
+class _Linux(_Posix):
     name = "Linux"
     bundles = ("/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
                "/etc/pki/tls/cert.pem", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/ca-bundle.pem")
@@ -644,12 +745,14 @@ class _Linux:
         return pem_certs(read_bytes(path)) if path else []
 
     @staticmethod
+    def os_context():
+        return ssl.create_default_context()                   # OpenSSL's file and folder, as truststore's
+
+    @staticmethod
     def config_paths():
         dirs = [d for d in (os.environ.get("XDG_CONFIG_DIRS") or "/etc/xdg").split(":") if d]
-        return {"global": [os.path.join(d, "pip", "pip.conf") for d in dirs] + ["/etc/pip.conf"],
-                "user": [os.path.expanduser("~/.pip/pip.conf"),
-                         os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "pip", "pip.conf")],
-                "site": [os.path.join(sys.prefix, "pip.conf")]}
+        return _Posix.pip_paths([os.path.join(d, "pip", "pip.conf") for d in dirs] + ["/etc/pip.conf"],
+                                os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "pip", "pip.conf"))
 
     @staticmethod
     def data_dir(scope):
@@ -671,6 +774,7 @@ class _Linux:
 
     @staticmethod
     def remove_ca(record):
+        """The anchor file is a journaled file (undo removes it first); the store is refreshed without it."""
         run(record["command"])
 
     @staticmethod
@@ -682,14 +786,6 @@ class _Linux:
     def valid_ca_record(record):
         return isinstance(record, dict) and record.get("kind") == "file+command" and \
             _Linux.is_anchor_path(str(record.get("path"))) and record.get("command") in [c for _, c in _Linux.anchors]
-
-    @staticmethod
-    def is_admin():
-        return os.geteuid() == 0
-
-    @staticmethod
-    def lock_down(folder):
-        os.chmod(folder, 0o755)
 
     @staticmethod
     def scratch_dir():
@@ -705,7 +801,18 @@ class _Linux:
         return "/dev/shm" if roomy and os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
 
-class _MacOS:
+def command_ca_record(der, sha1, command, undo):
+    """A CA the OS store takes by a command on a PEM file ({file}) and gives back by thumbprint."""
+    return {"kind": "command", "sha1": sha1, "data": der_to_pem(der), "command": command, "undo": undo}
+
+
+def is_command_ca_record(record, undo_for):
+    sha1 = str(isinstance(record, dict) and record.get("sha1"))
+    return bool(re.match(r"^[0-9A-F]{40}$", sha1)) and record.get("kind") == "command" and \
+        record.get("undo") == undo_for(sha1)
+
+
+class _MacOS(_Posix):
     name = "macOS"
     keychains = ("/System/Library/Keychains/SystemRootCertificates.keychain", "/Library/Keychains/System.keychain")
 
@@ -715,13 +822,17 @@ class _MacOS:
         return pem_certs(out.stdout.encode("ascii", "replace")) if out.returncode == 0 else []
 
     @staticmethod
+    def os_context():
+        """The keychains' roots: OpenSSL on macOS reads none of them (truststore asks the Security framework)."""
+        roots = _MacOS.os_roots()
+        return ssl.create_default_context(cadata="".join(der_to_pem(d) for d in roots)) if roots else None
+
+    @staticmethod
     def config_paths():
         new = os.path.expanduser("~/Library/Application Support/pip")
-        user_new = (os.path.join(new, "pip.conf") if os.path.isdir(new)
-                    else os.path.expanduser("~/.config/pip/pip.conf"))
-        return {"global": ["/Library/Application Support/pip/pip.conf"],
-                "user": [os.path.expanduser("~/.pip/pip.conf"), user_new],
-                "site": [os.path.join(sys.prefix, "pip.conf")]}
+        return _Posix.pip_paths(["/Library/Application Support/pip/pip.conf"],
+                                os.path.join(new, "pip.conf") if os.path.isdir(new)
+                                else os.path.expanduser("~/.config/pip/pip.conf"))
 
     @staticmethod
     def data_dir(scope):
@@ -730,11 +841,15 @@ class _MacOS:
         return os.path.expanduser("~/Library/Application Support/trustfix")
 
     @staticmethod
+    def _undo(sha1):
+        return ["security", "delete-certificate", "-Z", sha1, os.path.expanduser("~/Library/Keychains/login.keychain-db")]
+
+    @staticmethod
     def add_ca(der, info):
+        sha1 = hashlib.sha1(der).hexdigest().upper()
         keychain = os.path.expanduser("~/Library/Keychains/login.keychain-db")
-        return {"kind": "command", "sha1": hashlib.sha1(der).hexdigest().upper(), "data": der_to_pem(der),
-                "command": ["security", "add-trusted-cert", "-r", "trustRoot", "-k", keychain, "{file}"],
-                "undo": ["security", "delete-certificate", "-Z", hashlib.sha1(der).hexdigest().upper(), keychain]}
+        return command_ca_record(der, sha1, ["security", "add-trusted-cert", "-r", "trustRoot", "-k", keychain, "{file}"],
+                                 _MacOS._undo(sha1))
 
     @staticmethod
     def remove_ca(record):
@@ -746,12 +861,11 @@ class _MacOS:
 
     @staticmethod
     def valid_ca_record(record):
-        sha1 = str(isinstance(record, dict) and record.get("sha1"))
-        keychain = os.path.expanduser("~/Library/Keychains/login.keychain-db")
-        return bool(re.match(r"^[0-9A-F]{40}$", sha1)) and record.get("kind") == "command" and \
-            record.get("undo") == ["security", "delete-certificate", "-Z", sha1, keychain]
+        return is_command_ca_record(record, _MacOS._undo)
 
-    is_admin, lock_down = staticmethod(_Linux.is_admin), staticmethod(_Linux.lock_down)      # POSIX alike
+    @staticmethod
+    def user_scheme():
+        return "osx_framework_user" if sysconfig.get_config_var("PYTHONFRAMEWORK") else "posix_user"
 
     @staticmethod
     def scratch_dir():
@@ -760,6 +874,7 @@ class _MacOS:
 
 class _Windows:
     name = "Windows"
+    owners_matter = False          # ACLs: %LOCALAPPDATA% is per user; ProgramData's folder is locked down
 
     @staticmethod
     def os_roots():
@@ -769,6 +884,10 @@ class _Windows:
                 if encoding == "x509_asn" and (trust is True or "1.3.6.1.5.5.7.3.1" in trust):
                     ders.append(der)
         return ders
+
+    @staticmethod
+    def os_context():
+        return ssl.create_default_context()                   # loads the ROOT and CA stores
 
     @staticmethod
     def config_paths():
@@ -786,11 +905,13 @@ class _Windows:
         return os.path.join(os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local"), "trustfix")
 
     @staticmethod
+    def _undo(sha1):
+        return ["certutil", "-user", "-delstore", "Root", sha1]
+
+    @staticmethod
     def add_ca(der, info):
-        thumb = hashlib.sha1(der).hexdigest().upper()
-        return {"kind": "command", "sha1": thumb, "data": der_to_pem(der),
-                "command": ["certutil", "-user", "-addstore", "Root", "{file}"],
-                "undo": ["certutil", "-user", "-delstore", "Root", thumb]}
+        sha1 = hashlib.sha1(der).hexdigest().upper()
+        return command_ca_record(der, sha1, ["certutil", "-user", "-addstore", "Root", "{file}"], _Windows._undo(sha1))
 
     @staticmethod
     def remove_ca(record):
@@ -802,9 +923,7 @@ class _Windows:
 
     @staticmethod
     def valid_ca_record(record):
-        sha1 = str(isinstance(record, dict) and record.get("sha1"))
-        return bool(re.match(r"^[0-9A-F]{40}$", sha1)) and record.get("kind") == "command" and \
-            record.get("undo") == ["certutil", "-user", "-delstore", "Root", sha1]
+        return is_command_ca_record(record, _Windows._undo)
 
     @staticmethod
     def is_admin():
@@ -828,6 +947,19 @@ class _Windows:
             if proc.returncode != 0:
                 raise Failure("cannot restrict {} to administrators (icacls: {}); run bootstrap.py again as an "
                               "administrator.".format(folder, proc.stdout.strip()[-200:]))
+
+    @staticmethod
+    def try_lock(fd):
+        import msvcrt
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False
+
+    @staticmethod
+    def user_scheme():
+        return "nt_user"
 
     @staticmethod
     def scratch_dir():
@@ -1010,19 +1142,6 @@ def checked_ini_edit(text, section, key, value, path):
     return new
 
 
-def remove_ini_key(text, section, key):
-    current, out = None, []
-    key_re = re.compile(r"^\s*" + re.escape(key).replace("\\-", "[-_]") + r"\s*[=:]", re.I)
-    for line in text.splitlines(True):
-        header = re.match(r"^\s*\[([^\]]+)\]", line)
-        if header:
-            current = header.group(1).strip()
-        elif current == section and key_re.match(line):
-            continue
-        out.append(line)
-    return "".join(out)
-
-
 # --------------------------------------------------------------------------------------------------
 # Survey: what this interpreter and this machine have. Reads only; no pip process.
 # --------------------------------------------------------------------------------------------------
@@ -1078,22 +1197,35 @@ def externally_managed():
 
 
 def writable(path):
-    while path and not os.path.exists(path):
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
+    """Whether this user may write path (a file or folder), or create it in the deepest folder that exists."""
+    path = path if os.path.exists(path) else existing_folder(path)
     return bool(path) and os.access(path, os.W_OK)
 
 
 def proxy_for(url):
     """The proxy URL urllib (and pip, through requests) would use for url, honouring NO_PROXY."""
     import urllib.request
-    host = urllib.parse.urlsplit(url).hostname or ""
+    host = host_of(url) or ""
     proxies = urllib.request.getproxies()
     if not proxies or urllib.request.proxy_bypass(host):
         return None
     return proxies.get(urllib.parse.urlsplit(url).scheme)
+
+
+class Survey(Record):
+    """What this interpreter and this machine have (take_survey); read only, never changed after."""
+
+    __slots__ = ("version", "executable", "prefix", "venv", "openssl", "os", "pip", "truststore", "dists",
+                 "externally_managed", "purelib", "purelib_writable", "user_site_enabled", "index_url", "proxy",
+                 "config_sources", "certifi_files")
+
+    def as_json(self):
+        return {"python": {"version": self.version, "executable": self.executable, "prefix": self.prefix,
+                           "venv": self.venv},
+                "openssl": self.openssl, "os": self.os, "pip": self.pip, "truststore": self.truststore,
+                "externally_managed": self.externally_managed, "purelib": self.purelib,
+                "purelib_writable": self.purelib_writable, "user_site_enabled": self.user_site_enabled,
+                "index_url": self.index_url, "proxy": self.proxy, "certifi_files": self.certifi_files}
 
 
 def take_survey(args):
@@ -1101,32 +1233,23 @@ def take_survey(args):
     sources = pip_config_sources()
     index_url = args.index_url or config_value(sources, "index-url")[0] or DEFAULT_INDEX
     index_url = index_url.split()[0].rstrip("/")
-    s = {
-        "python": {"version": vstr(sys.version_info[:3]), "executable": sys.executable,
-                   "prefix": sys.prefix, "venv": sys.prefix != getattr(sys, "base_prefix", sys.prefix)},
-        "openssl": ssl.OPENSSL_VERSION,
-        "os": OS.name,
-        "pip": dists.get("pip", (None,))[0],
-        "truststore": dists.get("truststore", (None,))[0],
-        "dists": dists,
-        "externally_managed": externally_managed(),
-        "purelib": sysconfig.get_path("purelib"),
-        "purelib_writable": writable(sysconfig.get_path("purelib")),
-        "user_site_enabled": bool(getattr(__import__("site"), "ENABLE_USER_SITE", False)),
-        "index_url": index_url,
+    purelib = sysconfig.get_path("purelib")
+    return Survey(
+        version=vstr(sys.version_info[:3]), executable=sys.executable, prefix=sys.prefix,
+        venv=sys.prefix != getattr(sys, "base_prefix", sys.prefix), openssl=ssl.OPENSSL_VERSION, os=OS.name,
+        pip=dists.get("pip", (None,))[0], truststore=dists.get("truststore", (None,))[0], dists=dists,
+        externally_managed=externally_managed(), purelib=purelib, purelib_writable=writable(purelib),
+        user_site_enabled=bool(getattr(__import__("site"), "ENABLE_USER_SITE", False)), index_url=index_url,
         # offline, nothing is connected to, so the proxy (and urllib.request, to find it) is not needed
-        "proxy": None if getattr(args, "offline", False) else proxy_for(index_url) or config_value(sources, "proxy")[0],
-        "config_sources": sources,
-        "certifi_files": certifi_files(dists),
-    }
-    return s
+        proxy=None if getattr(args, "offline", False) else proxy_for(index_url) or config_value(sources, "proxy")[0],
+        config_sources=sources, certifi_files=certifi_files(dists))
 
 
 def survey_warnings(s, environ=None):
     """Things that are wrong with the machine's setup, each with its fix."""
     environ = os.environ if environ is None else environ
     out = []
-    for scope, path, sections, error in s["config_sources"]:
+    for scope, path, sections, error in s.config_sources:
         if error:
             out.append(error + ": pip stops on it.")
         for section, values in (sections or {}).items():
@@ -1135,12 +1258,12 @@ def survey_warnings(s, environ=None):
                 out.append("{} sets trusted-host = {}: pip then does not verify TLS for those hosts at all. "
                            "Remove it; after bootstrap.py it is not needed.".format(
                                where, " ".join(values["trusted-host"].split())))
-    for scope, path, sections, error in s["config_sources"]:
+    for scope, path, sections, error in s.config_sources:
         for section in sections or {}:
             if section != section.strip() and section.strip() in ("global", "install", "download"):
                 out.append("{} has a section [{}]: pip ignores it, because of the spaces; write [{}].".format(
                     path, section, section.strip()))
-    for path, expected in s["certifi_files"]:
+    for path, expected in s.certifi_files:
         if expected and sha256_file(path) != expected:
             out.append("{} was edited by hand (its SHA-256 no longer matches certifi's RECORD); the next "
                        "upgrade silently undoes such edits. Reinstall that package to restore it.".format(path))
@@ -1153,15 +1276,54 @@ def survey_warnings(s, environ=None):
 
 
 # --------------------------------------------------------------------------------------------------
-# Network: TLS checks and downloads, through the user's proxy, with bounded timeouts
+# Network: one probe (tls_probe -> Probe), one downloader (http_get), one reading of a failure
+# (failure_of) and one wording of it (network_problem); through the user's proxy, with bounded timeouts
 # --------------------------------------------------------------------------------------------------
 
-def os_context():
-    """Verification with the OS trust store (what truststore and pip >= 24.2 use on Python >= 3.10)."""
-    if OS is _Linux or OS is _Windows:
-        return ssl.create_default_context()                   # OpenSSL's paths / the Windows stores
-    roots = OS.os_roots()
-    return ssl.create_default_context(cadata="".join(der_to_pem(d) for d in roots)) if roots else None
+TRUST_FAILED = ("untrusted", "expired", "not-yet-valid", "wrong-host")   # it answered; its certificate failed
+NETWORK_DOWN = ("proxy-auth", "dns", "no-route", "refused", "timeout", "error")   # no answer to judge
+OFFLINE = ("dns", "no-route")      # no DNS, no route: this computer has no network (a refusal, a 407 or a
+                                   # timeout is a network that is there but fails, which the user must hear)
+
+
+class Probe:
+    """One TLS handshake and HTTP request to a URL with one set of trust anchors (tls_probe). status: ok;
+    untrusted | expired | not-yet-valid | wrong-host (TRUST_FAILED); proxy-auth | dns | no-route | refused |
+    timeout | error (NETWORK_DOWN); unavailable (no such anchors here). date: the server's Date header (ok
+    only); schemes: the logins a proxy's 407 offers (proxy-auth only)."""
+
+    __slots__ = ("status", "detail", "date", "schemes")
+
+    def __init__(self, status, detail, date=None, schemes=None):
+        self.status, self.detail, self.date, self.schemes = status, detail, date, schemes
+
+    @property
+    def ok(self):
+        return self.status == "ok"
+
+    @property
+    def untrusted(self):
+        return self.status in TRUST_FAILED
+
+    @property
+    def reached(self):
+        return self.status not in NETWORK_DOWN
+
+    def as_json(self):
+        """doctor's tls_result."""
+        out = {"status": self.status, "detail": self.detail}
+        if self.ok:
+            out["date"] = self.date
+        if self.status == "proxy-auth":
+            out["schemes"] = self.schemes or []
+        return out
+
+    def as_plan(self):
+        """The plan's word for it: ok | unavailable | untrusted: <why>."""
+        return self.status if self.status in ("ok", "unavailable") else "untrusted: " + self.detail
+
+    def __repr__(self):
+        return "Probe({!r}, {!r})".format(self.status, self.detail)
 
 
 def cadata_context(pem_bytes):
@@ -1175,25 +1337,41 @@ def unverified_context():
     return ctx
 
 
-def _is_cert_error(exc):
-    reason = getattr(exc, "reason", exc)
-    return isinstance(reason, ssl.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(reason) or \
-        isinstance(reason, getattr(ssl, "CertificateError", ()))
+def proxy_parts(proxy):
+    """(host, port, Proxy-Authorization header or None) of an http:// proxy URL, as pip (urllib3) and urllib
+    use it: port 80 when the URL names none, Basic with the URL's user and password."""
+    parts = urllib.parse.urlsplit(proxy)
+    login = None
+    if parts.username:
+        token = "{}:{}".format(urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
+        login = "Basic " + base64.b64encode(token.encode("utf-8")).decode("ascii")
+    return parts.hostname, parts.port or 80, login
+
+
+def https_connection(host, port, proxy, context, timeout):
+    """An HTTPSConnection to host:port, tunnelled through an http:// proxy (with its login) when given."""
+    import http.client
+    if not proxy:
+        return http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
+    proxy_host, proxy_port, login = proxy_parts(proxy)
+    conn = http.client.HTTPSConnection(proxy_host, proxy_port, context=context, timeout=timeout)
+    conn.set_tunnel(host, port, {"Proxy-Authorization": login} if login else {})
+    return conn
 
 
 def proxy_auth_schemes(proxy, host, port=443):
     """The login schemes a proxy's 407 offers (its Proxy-Authenticate headers), asked with one CONNECT of
-    our own, since urllib drops the headers of a tunnel that failed. [] when they cannot be told."""
-    parts = urllib.parse.urlsplit(proxy or "")
-    if not parts.hostname:
+    our own, since http.client and urllib drop the headers of a tunnel that failed. [] when they cannot be
+    told."""
+    proxy_host, proxy_port, login = proxy_parts(proxy or "")
+    if not proxy_host:
         return []
     lines = ["CONNECT {0}:{1} HTTP/1.1".format(host, port), "Host: {0}:{1}".format(host, port)]
-    if parts.username:                                  # what pip would send: Basic with the URL's user
-        login = "{}:{}".format(urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or ""))
-        lines.append("Proxy-Authorization: Basic " + base64.b64encode(login.encode("utf-8")).decode("ascii"))
+    if login:                                           # what pip would send
+        lines.append("Proxy-Authorization: " + login)
     data = b""
     try:
-        with socket.create_connection((parts.hostname, parts.port or 80), timeout=TIMEOUT) as sock:
+        with socket.create_connection((proxy_host, proxy_port), timeout=TIMEOUT) as sock:
             sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
             while b"\r\n\r\n" not in data and len(data) < 65536:
                 chunk = sock.recv(4096)
@@ -1217,6 +1395,36 @@ def proxy_auth_schemes(proxy, host, port=443):
     return schemes
 
 
+def failure_of(exc, proxy, host, port, timeout):
+    """A failed connection as a Probe (its status and detail): the one reading of TLS and network errors,
+    for the probe and the downloader alike."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc     # urllib wraps the cause
+    if isinstance(exc, urllib.error.URLError) and not isinstance(reason, BaseException):
+        reason = OSError(str(reason))                          # (a text instead, on some paths)
+    if isinstance(reason, ssl.SSLError):
+        code = getattr(reason, "verify_code", None)
+        message = getattr(reason, "verify_message", None) or str(reason)
+        if "CERTIFICATE_VERIFY_FAILED" not in str(reason) and code is None:
+            return Probe("error", str(reason))                  # a handshake that failed otherwise
+        status = {10: "expired", 9: "not-yet-valid", 62: "wrong-host", 64: "wrong-host"}.get(code, "untrusted")
+        return Probe("wrong-host" if "mismatch" in message.lower() else status, message)
+    if isinstance(reason, getattr(ssl, "CertificateError", ())):          # Python 3.6: hostname mismatch
+        return Probe("wrong-host", str(reason))
+    text = str(reason)
+    if isinstance(reason, socket.timeout) or "timed out" in text:
+        return Probe("timeout", "no answer within {:.0f} s".format(timeout))
+    if isinstance(reason, socket.gaierror):
+        return Probe("dns", "name not resolved: {}".format(reason.strerror or reason))
+    if isinstance(reason, ConnectionRefusedError):
+        return Probe("refused", "connection refused by {}".format(redact(proxy) if proxy else host))
+    if isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN):
+        return Probe("no-route", "no route to {}: {}".format(host, reason.strerror or reason))
+    if "407" in text:
+        return Probe("proxy-auth", "the proxy answered 407 Proxy Authentication Required",
+                     schemes=proxy_auth_schemes(proxy, host, port))
+    return Probe("error", text or reason.__class__.__name__)
+
+
 def windows_login_advice(proxy, schemes):
     """(cause, fix) for a proxy whose 407 offers only logins pip and uv cannot do (NTLM, Negotiate,
     Kerberos); None when it offers Basic or cannot be told (the plain 407 advice then)."""
@@ -1229,59 +1437,83 @@ def windows_login_advice(proxy, schemes):
             "proxy that takes Basic")
 
 
-def network_failure(exc, url, proxy):
-    """One sentence for a network failure that is not about certificates."""
-    parts = urllib.parse.urlsplit(url)
-    host = parts.hostname
-    reason = getattr(exc, "reason", exc)
-    text = str(reason)
+def network_problem(probe, url, proxy, timeout=None):
+    """(cause, fix) for a probe that did not reach url: the words of install's error and doctor's verdict."""
+    host = host_of(url)
     via = " through the proxy {}".format(redact(proxy)) if proxy else ""
-    if "407" in text:
-        windows = windows_login_advice(proxy, proxy_auth_schemes(proxy, host, parts.port or 443))
-        if windows:
-            return "{}; {}.".format(*windows)
-        return ("the proxy {} asks for a login (HTTP 407 Proxy Authentication Required); put the user "
-                "and password in the proxy URL (HTTPS_PROXY=http://user:password@host:port) or ask IT "
-                "which proxy to use.".format(redact(proxy)))
-    if isinstance(reason, socket.timeout) or "timed out" in text:
-        return "{} did not answer within {:.0f} seconds{}; check the network, or pass --offline to use only " \
-               "the bundle's wheels.".format(host, TIMEOUT, via)
-    if isinstance(reason, socket.gaierror):
-        return "the name {} could not be resolved (DNS){}; check the network or the proxy settings " \
-               "(HTTPS_PROXY).".format(host if not proxy else urllib.parse.urlsplit(proxy).hostname, via)
-    if isinstance(reason, ConnectionRefusedError):
-        target = redact(proxy) if proxy else host
-        return "{} refused the connection; check that it is the right address and that it is up.".format(target)
-    if isinstance(exc, urllib.error.HTTPError):
-        return "{} answered HTTP {} {} for {}.".format(host, exc.code, exc.reason, url)
-    return "could not reach {}{}: {}.".format(host, via, text)
+    status = probe.status
+    if status == "proxy-auth":
+        return windows_login_advice(proxy, probe.schemes) or (
+            "the proxy {} demands a login (HTTP 407)".format(redact(proxy)),
+            "put the user and password in the proxy URL (HTTPS_PROXY=http://user:password@host:port), or ask IT "
+            "which proxy to use")
+    if status == "timeout":
+        return ("{} did not answer within {:.0f} seconds{}".format(host, timeout or TIMEOUT, via),
+                "check the network, the VPN or HTTPS_PROXY; without a network, --offline uses only the bundle's wheels")
+    if status == "dns":
+        return ("the name {} cannot be resolved (DNS){}".format(
+            host_of(proxy) if proxy else host, via),
+            "connect to the network (or the VPN); behind a proxy, set HTTPS_PROXY")
+    if status == "no-route":
+        return ("{} cannot be reached: this computer has no route to it{}".format(host, via),
+                "connect to the network (or the VPN); without a network, --offline uses only the bundle's wheels")
+    if status == "refused":
+        return ("{} refused the connection".format(redact(proxy) if proxy else host),
+                "check that HTTPS_PROXY and the index URL name the right address, and that it is up")
+    return ("could not reach {}{}: {}".format(host, via, probe.detail), "check the network and HTTPS_PROXY")
 
 
-def no_network(exc):
-    """True when a failure means this computer has no network: a name that cannot be resolved, or no
-    route to the host (ENETUNREACH, EHOSTUNREACH, ENETDOWN). A refusal, a 407 or a timeout means a
-    network that is there but fails, which the user must hear about."""
-    import errno
-    reason = getattr(exc, "reason", exc)
-    if isinstance(reason, socket.gaierror):
-        return True
-    return isinstance(reason, OSError) and reason.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN)
+def tls_probe(url, proxy, context, timeout=None):
+    """Connect to url's host (through proxy) and HEAD url: a Probe. Never raises. Any HTTP answer means TLS
+    worked: the status of the page is another matter."""
+    import http.client
+    timeout = timeout or TIMEOUT
+    if context is None:
+        return Probe("unavailable", "no such trust store here")
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname, parts.port or 443
+    try:
+        conn = https_connection(host, port, proxy, context, timeout)
+        try:
+            conn.request("HEAD", parts.path or "/", headers={"User-Agent": "trustfix/" + __version__})
+            response = conn.getresponse()
+        finally:
+            conn.close()
+        return Probe("ok", "HTTP {}".format(response.status), date=response.getheader("Date"))
+    except (OSError, ValueError, http.client.HTTPException) as e:   # ValueError: 3.6's CertificateError
+        return failure_of(e, proxy, host, port, timeout)
 
 
-def opener(context, proxy):
-    import urllib.request
-    handlers = [urllib.request.HTTPSHandler(context=context)]
-    handlers.append(urllib.request.ProxyHandler({"https": proxy, "http": proxy} if proxy else {}))
-    return urllib.request.build_opener(*handlers)
+def probe_index(url, proxy, contexts, timeout=None):
+    """tls_probe url with each (label, context) in turn: {label: Probe}; stops at the first that does not
+    reach it (the network itself fails: the next anchors would fail the same way)."""
+    results = {}
+    for label, ctx in contexts:
+        results[label] = tls_probe(url, proxy, ctx, timeout)
+        if not results[label].reached:
+            break
+    return results
+
+
+class HTTPStatusError(Failure):
+    """The server answered, with an HTTP error status (code)."""
+
+    def __init__(self, text, code):
+        Failure.__init__(self, text)
+        self.code = code
 
 
 def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
-    """GET url: bytes. Raises TLSVerifyError for a certificate problem, Failure for anything else."""
+    """GET url: (bytes, Content-Type, final URL). Raises TLSVerifyError for a certificate problem,
+    HTTPStatusError for an HTTP error status, NetworkError for anything else."""
     import http.client
     import urllib.request
     request = urllib.request.Request(url, headers={"Accept": accept, "User-Agent": "trustfix/" + __version__})
+    handlers = [urllib.request.HTTPSHandler(context=context),
+                urllib.request.ProxyHandler({"https": proxy, "http": proxy} if proxy else {})]
+    parts = urllib.parse.urlsplit(url)
     try:
-        with opener(context, proxy).open(request, timeout=TIMEOUT) as response:
+        with urllib.request.build_opener(*handlers).open(request, timeout=TIMEOUT) as response:
             chunks, size, ends = [], 0, time.time() + REQUEST_DEADLINE
             # read1: what has arrived (read(n) would wait for all n bytes, so a trickle never met the check)
             read = getattr(response, "read1", response.read)
@@ -1294,30 +1526,17 @@ def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
                 if time.time() > ends:
                     raise NetworkError("{} sends too slowly: {} kB in {:.0f} seconds, not finished (a download may "
                                        "take {:.0f} s: 8 x TRUSTFIX_TIMEOUT); check the network or the proxy.".format(
-                                           urllib.parse.urlsplit(url).hostname, size // 1024, REQUEST_DEADLINE,
-                                           REQUEST_DEADLINE))
+                                           parts.hostname, size // 1024, REQUEST_DEADLINE, REQUEST_DEADLINE))
             if size > limit:
                 raise Failure("{} sent more than {} bytes; refusing it.".format(url, limit))
             return b"".join(chunks), response.headers.get("Content-Type", ""), response.geturl()
-    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-        if _is_cert_error(e):
-            raise TLSVerifyError(str(getattr(e, "reason", e)))
-        raise NetworkError(network_failure(e, url, proxy), "nonet" if no_network(e) else "error")
-
-
-def https_connection(host, port, proxy, context, timeout):
-    """An HTTPSConnection to host:port, tunnelled through an http:// proxy (with its login) when given."""
-    import http.client
-    if not proxy:
-        return http.client.HTTPSConnection(host, port, context=context, timeout=timeout)
-    p = urllib.parse.urlsplit(proxy)
-    conn = http.client.HTTPSConnection(p.hostname, p.port or 8080, context=context, timeout=timeout)
-    headers = {}
-    if p.username:
-        token = "{}:{}".format(urllib.parse.unquote(p.username), urllib.parse.unquote(p.password or ""))
-        headers["Proxy-Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
-    conn.set_tunnel(host, port, headers)
-    return conn
+    except urllib.error.HTTPError as e:
+        raise HTTPStatusError("{} answered HTTP {} {} for {}.".format(parts.hostname, e.code, e.reason, url), e.code)
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
+        probe = failure_of(e, proxy, parts.hostname, parts.port or 443, TIMEOUT)
+        if probe.untrusted:
+            raise TLSVerifyError(probe.detail)
+        raise NetworkError("{}; {}.".format(*network_problem(probe, url, proxy)), probe.status)
 
 
 def presented_issuer(url, proxy):
@@ -1332,27 +1551,6 @@ def presented_issuer(url, proxy):
         return parse_cert(der)
     except Exception:                                         # diagnostics only: never fail on it
         return None
-
-
-def probe_index(url, proxy, contexts):
-    """Check TLS to the index with each (label, context): {label: 'ok' | 'untrusted: …' | 'error: …'}."""
-    results = {}
-    for label, ctx in contexts:
-        if ctx is None:
-            results[label] = "unavailable"
-            continue
-        try:
-            http_get(url.rstrip("/") + "/pip/", ctx, proxy, limit=8 << 20)
-            results[label] = "ok"
-        except TLSVerifyError as e:
-            results[label] = "untrusted: " + e.args[0]
-        except Failure as e:
-            if "answered HTTP" in e.args[0]:
-                results[label] = "ok"                        # TLS worked; the page is another matter
-            else:
-                results[label] = "{}: {}".format(getattr(e, "kind", "error"), e.args[0])
-                break                                         # the network itself fails: stop here
-    return results
 
 
 def html_links(text):
@@ -1386,7 +1584,7 @@ def project_files(index_url, name, context, proxy):
             digest = fragment[7:] if fragment.startswith("sha256=") else None
             out.append((urllib.parse.unquote(url.rsplit("/", 1)[-1]), url, digest))
     allowed = ("https",) if urllib.parse.urlsplit(index_url).scheme == "https" else ("https", "http")
-    kept = [f for f in out if urllib.parse.urlsplit(f[1]).scheme in allowed and urllib.parse.urlsplit(f[1]).hostname]
+    kept = [f for f in out if urllib.parse.urlsplit(f[1]).scheme in allowed and host_of(f[1])]
     for name, url, _ in out:
         if (name, url, _) not in kept:
             log("ignored the link {} for {}: only {} links are followed from {}".format(
@@ -1394,7 +1592,7 @@ def project_files(index_url, name, context, proxy):
     return kept
 
 
-def download_pins(pins, index_url, context, proxy, dest, ui):
+def download_pins(pins, index_url, context, proxy, dest):
     """Fetch each pinned wheel into dest; each is kept only if its SHA-256 is one that hashes.txt pins."""
     paths = {}
     for pin in pins:
@@ -1403,7 +1601,7 @@ def download_pins(pins, index_url, context, proxy, dest, ui):
         files.sort(key=lambda f: f[2] not in pin["hashes"])   # the published pinned digest first
         if not files:
             raise Failure("{} has no wheel of {}=={}; check the index URL ({}).".format(
-                urllib.parse.urlsplit(index_url).hostname, pin["name"], pin["version"], index_url))
+                host_of(index_url), pin["name"], pin["version"], index_url))
         filename, url, _ = files[0]
         started = time.time()
         data = http_get(url, context, proxy)[0]
@@ -1411,7 +1609,7 @@ def download_pins(pins, index_url, context, proxy, dest, ui):
         if digest not in pin["hashes"]:
             raise BadInput("{} served by {} does not match hashes.txt (SHA-256 {}, pinned {}); it was "
                            "altered on the index or on the way. Nothing was installed.".format(
-                               filename, urllib.parse.urlsplit(url).hostname, digest, pin["hashes"][0]))
+                               filename, host_of(url), digest, pin["hashes"][0]))
         path = os.path.join(dest, filename)
         with open(path, "wb") as f:
             f.write(data)
@@ -1427,6 +1625,7 @@ def download_pins(pins, index_url, context, proxy, dest, ui):
 # --------------------------------------------------------------------------------------------------
 
 SCOPE = {"state": "user"}       # whose journal: main() sets "global" for --scope global
+JOURNAL_VERSION = 1             # of journal.json; a journal of another version is refused, never guessed at
 
 
 def state_dir():
@@ -1457,7 +1656,7 @@ class RunLock:
     def where():
         state = os.path.abspath(state_dir())
         parent = os.path.dirname(state)
-        if SCOPE["state"] == "global" and os.name == "posix" and not os.environ.get("TRUSTFIX_STATE_DIR") and \
+        if SCOPE["state"] == "global" and OS.owners_matter and not os.environ.get("TRUSTFIX_STATE_DIR") and \
                 os.path.isdir(parent):
             return os.path.join(parent, ".trustfix.lock")
         key = hashlib.sha256(state.encode()).hexdigest()[:16]
@@ -1470,7 +1669,7 @@ class RunLock:
         ends = time.time() + LOCK_WAIT
         while True:
             fd = self._open(path)
-            while not self._try(fd):
+            while not OS.try_lock(fd):
                 if time.time() > ends:
                     os.close(fd)
                     raise Failure("another bootstrap.py run (install or undo) for this journal has been busy for "
@@ -1492,23 +1691,10 @@ class RunLock:
         except OSError as e:
             raise Failure("cannot open the lock file {} ({}); remove it if it is a link, then run again.".format(
                 path, e.strerror))
-        if os.name == "posix" and os.fstat(fd).st_uid != os.geteuid():
+        if OS.owners_matter and os.fstat(fd).st_uid != os.geteuid():
             os.close(fd)
             raise Failure("the lock file {} belongs to another user; remove it, then run again.".format(path))
         return fd
-
-    @staticmethod
-    def _try(fd):
-        try:
-            if os.name == "nt":
-                import msvcrt
-                msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            else:
-                import fcntl
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except OSError:
-            return False
 
     @staticmethod
     def _still_there(fd, path):
@@ -1520,7 +1706,7 @@ class RunLock:
 
     def __exit__(self, *exc):
         if self.fd is not None:
-            if os.name == "posix":
+            if OS.owners_matter:
                 try:
                     os.unlink(self.path)                          # still holding it: see _still_there
                 except OSError:
@@ -1536,7 +1722,7 @@ def check_private(path, what):
     sticky /tmp is fine), and the path itself, if it exists, must not be a link and must be ours.
     Windows: not checked here (ACLs; %LOCALAPPDATA% is per user, %ProgramData%'s folder is made by an
     administrator)."""
-    if os.name != "posix":
+    if not OS.owners_matter:
         return
     uid = os.geteuid()
     real = os.path.realpath(path)
@@ -1581,12 +1767,8 @@ def journal_path():
 def journal_load():
     path = journal_path()
     if not os.path.isfile(path):
-        created, folder = [], state_dir()                      # folders this run creates; undo removes them
-        while folder and not os.path.isdir(folder):
-            created.append(folder)
-            folder = os.path.dirname(folder)
-        return {"version": 1, "files": [], "packages": [], "os_store": [], "verified": None,
-                "created_dirs": created}
+        return {"version": JOURNAL_VERSION, "files": [], "packages": [], "os_store": [], "verified": None,
+                "created_dirs": missing_folders(state_dir())}      # folders this run creates; undo removes them
     check_private(state_dir(), "state folder")
     check_private(path, "journal")
     try:
@@ -1610,6 +1792,8 @@ def journal_problem(journal):
     so each entry must be a change this product makes, for a path it writes."""
     if not isinstance(journal, dict) or not all(isinstance(journal.get(k), list) for k in ("files", "packages", "os_store")):
         return "not a journal"
+    if journal.get("version", JOURNAL_VERSION) != JOURNAL_VERSION:
+        return "version {!r}: written by another trustfix release; undo it with that one".format(journal["version"])
     state = os.path.realpath(state_dir())
     for folder in journal.get("created_dirs") or []:
         if not isinstance(folder, str) or not (state + os.sep).startswith(os.path.realpath(folder) + os.sep):
@@ -1664,7 +1848,7 @@ def is_python_prefix(folder):
 
 def journal_save(journal):
     check_private(state_dir(), "state folder")
-    if SCOPE["state"] == "global" and os.name == "nt" and not SCOPE.get("locked_down"):
+    if SCOPE["state"] == "global" and not OS.owners_matter and not SCOPE.get("locked_down"):
         make_dirs(state_dir())
         OS.lock_down(state_dir())          # also when a user made the folder first (ProgramData allows it)
         SCOPE["locked_down"] = True
@@ -1683,11 +1867,7 @@ def change_file(journal, path, data, mode=0o644):
     entry = next((e for e in journal["files"] if e["path"] == path), None)
     if entry is None:                                          # first change of this file: keep the original
         entry = {"path": path, "existed": current is not None, "backup": None, "mode": None,
-                 "created_dirs": []}
-        folder = os.path.dirname(path)
-        while folder and not os.path.isdir(folder):
-            entry["created_dirs"].append(folder)
-            folder = os.path.dirname(folder)
+                 "created_dirs": missing_folders(os.path.dirname(path))}
         if current is not None:
             name = "{}-{}".format(hashlib.sha256(path.encode()).hexdigest()[:12], os.path.basename(path))
             entry["backup"] = os.path.join("backups", name)
@@ -1702,14 +1882,46 @@ def change_file(journal, path, data, mode=0o644):
     return True
 
 
+def restore_file(entry, ui, step="undo"):
+    """The mirror of change_file: put the file of a journal entry back as it was before the first change
+    (its backup, byte for byte, and its mode), or remove it if it did not exist, and the folders made for
+    it. A version changed since bootstrap.py wrote it is kept beside it; a link or a folder on the way now
+    is refused (undo never writes through one)."""
+    path = entry["path"]
+    if os.path.realpath(path) != path or (os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode)):
+        raise Failure("{} is no longer the regular file bootstrap.py wrote (a link or a folder is on the way "
+                      "now); undo will not write through it. Look at it, then run `bootstrap.py undo` "
+                      "again.".format(path))
+    if os.path.isfile(path) and entry.get("after") and sha256_file(path) != entry["after"]:
+        aside = "{}.changed-after-trustfix-{}".format(path, time.strftime("%Y%m%d%H%M%S"))
+        shutil.copy2(path, aside)
+        ui.warn("{} was changed after bootstrap.py wrote it; that version is kept as {}.".format(path, aside))
+    if entry["existed"]:
+        backup = os.path.join(state_dir(), entry["backup"])
+        check_private(backup, "backup")
+        atomic_write(path, read_bytes(backup), entry["mode"] & 0o777)      # never setuid, setgid, sticky
+        ui.step(step, "changed", "restored " + path)
+        changed(path)
+    elif os.path.exists(path):
+        os.unlink(path)
+        ui.step(step, "changed", "removed " + path)
+        changed(path)
+    remove_empty_dirs(entry.get("created_dirs", []))
+
+
+def remove_os_ca(record, ui, step="undo"):
+    """The mirror of add_to_os_store for one CA: OS.remove_ca, said."""
+    OS.remove_ca(record)
+    ui.step(step, "changed", "removed the CA from the OS trust store ({})".format(
+        " ".join(record.get("undo") or record["command"])))
+
+
 def script_paths(name, flags):
     """The existing console scripts of a distribution where this install puts scripts: pip, pip3, pip3.X
     (also pip.exe, pip-script.py). pyenv's bin/pip is a symlink that no RECORD lists."""
     if name != "pip":
         return []
-    scheme = {"nt": "nt_user", "posix": "osx_framework_user" if sys.platform == "darwin" and
-              sysconfig.get_config_var("PYTHONFRAMEWORK") else "posix_user"}[os.name] if "--user" in flags else None
-    folder = sysconfig.get_path("scripts", scheme) if scheme else sysconfig.get_path("scripts")
+    folder = sysconfig.get_path("scripts", OS.user_scheme()) if "--user" in flags else sysconfig.get_path("scripts")
     try:
         names = os.listdir(folder)
     except OSError:
@@ -1764,6 +1976,10 @@ def backup_distribution(journal, pin, dist_info, flags):
     journal_save(journal)
 
 
+# --------------------------------------------------------------------------------------------------
+# Undo and rollback: each journaled change's inverse (restore_file, remove_os_ca, undo_package)
+# --------------------------------------------------------------------------------------------------
+
 def remove_empty_dirs(folders):
     """Remove each folder a change created (deepest first, as journaled) if nothing else is in it now."""
     for folder in folders:
@@ -1807,7 +2023,7 @@ def roll_back(journal, mark, ui):
         if entry["path"] not in known:
             attempt("the folders made for " + entry["path"], remove_empty_dirs, entry.get("created_dirs", []))
     for record in journal["os_store"][len(before["os_store"]):]:
-        attempt("the CA added to the OS trust store", OS.remove_ca, record)
+        attempt("the CA added to the OS trust store", remove_os_ca, record, ui, "rollback")
     if mark["installed"]:
         ours = [(p["python"], p["name"], p.get("after")) for p in before["packages"]]
         for pkg in reversed(journal["packages"]):
@@ -1831,7 +2047,7 @@ def roll_back(journal, mark, ui):
     return "bootstrap.py put back everything this run had changed"
 
 
-def undo(args, ui):
+def undo(ui):
     """Put back every change in the journal, newest first. Each undone change leaves the journal at
     once, so an undo that stops half-way (a pip that cannot uninstall) can simply be run again."""
     journal = journal_load()
@@ -1839,36 +2055,16 @@ def undo(args, ui):
         ui.step("undo", "ok", "nothing to undo: bootstrap.py has changed nothing for this user")
         return EXIT_OK
     backups = [e["backup"] for e in journal["files"] + journal["packages"] if e.get("backup")]
-    for record in reversed(journal["os_store"]):
-        OS.remove_ca(record) if record.get("undo") else None
+    for record in reversed(journal["os_store"]):          # a CA a command added (by thumbprint) goes first
+        if record.get("kind") == "command":
+            remove_os_ca(record, ui)
     while journal["files"]:
-        entry = journal["files"][-1]
-        path = entry["path"]
-        if os.path.realpath(path) != path or (os.path.lexists(path) and not stat.S_ISREG(os.lstat(path).st_mode)):
-            raise Failure("{} is no longer the regular file bootstrap.py wrote (a link or a folder is on the way "
-                          "now); undo will not write through it. Look at it, then run `bootstrap.py undo` "
-                          "again.".format(path))
-        if os.path.isfile(path) and entry.get("after") and sha256_file(path) != entry["after"]:
-            aside = "{}.changed-after-trustfix-{}".format(path, time.strftime("%Y%m%d%H%M%S"))
-            shutil.copy2(path, aside)
-            ui.warn("{} was changed after bootstrap.py wrote it; that version is kept as {}.".format(path, aside))
-        if entry["existed"]:
-            backup = os.path.join(state_dir(), entry["backup"])
-            check_private(backup, "backup")
-            atomic_write(path, read_bytes(backup), entry["mode"] & 0o777)      # never setuid, setgid, sticky
-            ui.step("undo", "changed", "restored " + path)
-            changed(path)
-        elif os.path.exists(path):
-            os.unlink(path)
-            ui.step("undo", "changed", "removed " + path)
-            changed(path)
-        remove_empty_dirs(entry.get("created_dirs", []))
+        restore_file(journal["files"][-1], ui)
         journal["files"].pop()
         journal_save(journal)
-    for record in reversed(journal["os_store"]):
+    for record in reversed(journal["os_store"]):          # an anchor file is gone now: refresh the store
         if record.get("kind") == "file+command":
-            OS.remove_ca(record)                                  # the anchor file is gone: refresh the store
-            ui.step("undo", "changed", "removed the CA from the OS trust store ({})".format(" ".join(record["command"])))
+            remove_os_ca(record, ui)
     journal["os_store"] = []
     while journal["packages"]:
         undo_package(journal["packages"][-1], ui)
@@ -1907,7 +2103,7 @@ def interpreter_problem(python, prefix, pkg):
     real = os.path.realpath(python)
     if not os.path.isfile(real) or not is_python_prefix(prefix):
         return "{} is not a Python interpreter".format(python)
-    if os.name == "posix":
+    if OS.owners_matter:
         for path in (real, os.path.dirname(real)):
             st = os.stat(path)
             if st.st_uid not in (0, os.geteuid()) or st.st_mode & 0o022:
@@ -1983,23 +2179,23 @@ def pip_env():
 
 def install_target(s, args):
     """(pip flags, reason to skip installing or None, where) for this interpreter."""
-    if s["python"]["venv"]:
-        if not s["purelib_writable"]:
+    if s.venv:
+        if not s.purelib_writable:
             raise Failure("cannot install into the virtual environment {}: {} is not writable; run as the user "
-                          "who owns it, or make a new virtual environment.".format(sys.prefix, s["purelib"]))
+                          "who owns it, or make a new virtual environment.".format(sys.prefix, s.purelib))
         return [], None, "the virtual environment " + sys.prefix
-    if s["externally_managed"] and not args.break_system_packages:
+    if s.externally_managed and not args.break_system_packages:
         return [], ("this Python is managed by the operating system ({}); bootstrap.py leaves its packages "
                     "alone. Use a virtual environment (python3 -m venv), or pass --break-system-packages "
-                    "if you really mean it".format(s["externally_managed"])), None
-    flags = ["--break-system-packages"] if s["externally_managed"] else []
-    if s["purelib_writable"]:
-        return flags, None, s["purelib"]
-    if s["user_site_enabled"]:
+                    "if you really mean it".format(s.externally_managed)), None
+    flags = ["--break-system-packages"] if s.externally_managed else []
+    if s.purelib_writable:
+        return flags, None, s.purelib
+    if s.user_site_enabled:
         import site
         return flags + ["--user"], None, site.getusersitepackages()
     raise Failure("cannot install into {}: it is not writable and user installs are disabled; run as a user "
-                  "who may write there, or use a virtual environment.".format(s["purelib"]))
+                  "who may write there, or use a virtual environment.".format(s.purelib))
 
 
 def shipped_ca_files():
@@ -2015,25 +2211,25 @@ def read_zip_member(wheel, member):
         return z.read(member)
 
 
-def keep_replaced_cert(plan, certifi_pem):
+def keep_replaced_cert(plan):
     """`cert` in the file we edit may name another bundle (an old installer's, IT's): it is replaced by
     ours, so say so, and keep its CAs that certifi lacks in ours — pip trusted them until now."""
-    path = plan["config_path"]
+    path = plan.config_path
     sections = read_config_file(path)[0] if os.path.isfile(path) else None
     old = ((sections or {}).get("global") or {}).get("cert")
-    if not old or os.path.realpath(old) == os.path.realpath(plan["bundle_path"]):
+    if not old or os.path.realpath(old) == os.path.realpath(plan.bundle_path):
         return
     try:
         ders = pem_certs(read_bytes(old))
     except OSError:
-        plan["notes"].append("{} sets cert = {}, which cannot be read; it is replaced by the bundle".format(path, old))
+        plan.notes.append("{} sets cert = {}, which cannot be read; it is replaced by the bundle".format(path, old))
         return
-    certifi = {hashlib.sha256(d).hexdigest() for d in pem_certs(certifi_pem or b"")}
+    certifi = {hashlib.sha256(d).hexdigest() for d in pem_certs(plan.certifi_pem or b"")}
     kept = [d for d in ders if hashlib.sha256(d).hexdigest() not in certifi]
-    before = len(plan["extras"])
-    plan["extras"] = merge_extras(plan["extras"], kept)
-    plan["notes"].append("{} sets cert = {}; it is replaced by the bundle, which keeps its {} CA(s) beyond "
-                         "certifi ({} new to the bundle)".format(path, old, len(kept), len(plan["extras"]) - before))
+    before = len(plan.extras)
+    plan.extras = merge_extras(plan.extras, kept)
+    plan.notes.append("{} sets cert = {}; it is replaced by the bundle, which keeps its {} CA(s) beyond "
+                      "certifi ({} new to the bundle)".format(path, old, len(kept), len(plan.extras) - before))
 
 
 def previous_extras(bundle_path):
@@ -2090,10 +2286,69 @@ def make_bundle(certifi_pem, certifi_version, extras):
     return text.encode("ascii") + certifi_pem
 
 
+class Plan(Record):
+    """Everything decided before the first change (make_plan). The JSON report has every field but pins,
+    given and certifi_pem (as_json); certifi_wheel and issuer only when they were needed."""
+
+    __slots__ = ("pins", "mode", "install", "skip_install", "flags", "where", "pip_after", "given", "certifi_pem",
+                 "probe", "issuer", "issuer_asked", "certifi_wheel", "source", "strategy", "extras", "trust_reason",
+                 "bundle_path", "config_path", "notes")
+
+    def __init__(self, pins, mode, **fields):
+        defaults = dict(install=[], skip_install=None, flags=[], where=None, pip_after=None, given=[],
+                        certifi_pem=None, probe={}, issuer=None, issuer_asked=False, certifi_wheel=None,
+                        source=None, strategy="none", extras=[], trust_reason="", bundle_path=None,
+                        config_path=None, notes=[])
+        defaults.update(fields)
+        Record.__init__(self, pins=pins, mode=mode, **defaults)
+
+    def untrusted(self):
+        """Whether some probe's anchors did not verify the index."""
+        return any(p.untrusted for p in self.probe.values())
+
+    def as_json(self):
+        out = {name: getattr(self, name) for name in self.__slots__
+               if name not in ("pins", "given", "certifi_pem", "issuer_asked", "issuer", "certifi_wheel")}
+        out["probe"] = {label: p.as_plan() for label, p in self.probe.items()}
+        if self.certifi_wheel:
+            out["certifi_wheel"] = self.certifi_wheel
+        if self.issuer_asked:
+            out["issuer"] = self.issuer
+        return out
+
+
+class Trust(Record):
+    """The trust decision (decide_trust): strategy 'none' | 'bundle', the corporate CAs for the bundle, the
+    reason in words, and the notes to show."""
+
+    __slots__ = ("strategy", "extras", "reason", "notes")
+
+
 def make_plan(s, args, ui, workdir=None):
     """Decide everything and validate every input; change nothing. workdir: where a file the decision
-    needs (certifi's wheel, when neither wheels/ nor this Python has one) may be downloaded to."""
+    needs (certifi's wheel, when neither wheels/ nor this Python has one) may be downloaded to.
+    Each step reads what the ones before it decided; the order is the order of the decisions."""
     py = sys.version_info[:2]
+    plan = Plan(bundle_pins(py), "offline" if args.offline else "online")
+    plan_install(plan, s, args)                    # 1. what to install, and where
+    plan.given = given_cas(args)                   # 2. the corporate CAs given or shipped in ca/
+    local = local_wheels(plan.pins)                # 3. how the index verifies today, through the user's proxy
+    plan.certifi_pem = certifi_roots(plan, s, args, local)
+    if not args.offline:
+        probe_trust(plan, s, ui, workdir)
+    plan_source(plan, s, args, ui, local)          # 4. where the packages come from (the network must work)
+    trust = decide_trust(plan, s, py)              # 5. the trust decision (see the table in decide_trust)
+    plan.strategy, plan.extras, plan.trust_reason = trust.strategy, trust.extras, trust.reason
+    plan.notes.extend(trust.notes)
+    if plan.probe:
+        refuse_untrustable(plan, s, py)
+    if plan.strategy == "bundle":
+        plan_bundle(plan, s, args, local)          # 6. the files to write, each checked writable
+    return plan
+
+
+def bundle_pins(py):
+    """The pins of hashes.txt that apply to this Python: {name: pin}. Refuses a bundle that does not serve it."""
     pins = read_pins(os.path.join(HERE, "hashes.txt"))
     mine = pins_for(pins, py)
     if "certifi" not in mine:                                  # its roots are read as data, never installed,
@@ -2109,143 +2364,154 @@ def make_plan(s, args, ui, workdir=None):
         raise BadInput("hashes.txt pins no pip for Python {}; this bundle supports the Pythons its markers "
                        "name ({}). Run it with a supported Python.".format(
                            vstr(py), "; ".join(sorted({p["marker"] for p in pins if p["name"] == "pip"}))))
-    plan = {"pins": mine, "install": [], "skip_install": None, "flags": [], "where": None,
-            "source": None, "strategy": "none", "extras": [], "trust_reason": "", "probe": {},
-            "bundle_path": None, "config_path": None, "notes": [],
-            "mode": "offline" if args.offline else "online"}
+    return mine
 
-    # 1. What to install, and where.
-    flags, skip, where = install_target(s, args)
-    plan.update(flags=flags, skip_install=skip, where=where)
-    if not skip:
+
+def plan_install(plan, s, args):
+    """Step 1: the pins to install into this Python (older or missing, or --reinstall) and where."""
+    plan.flags, plan.skip_install, plan.where = install_target(s, args)
+    if not plan.skip_install:
         for name in INSTALL:
-            pin = mine.get(name)
-            have = s[name]
+            pin, have = plan.pins.get(name), getattr(s, name)
             if pin and (have is None or vtuple(have) < vtuple(pin["version"]) or args.reinstall):
-                plan["install"].append(pin)
-    pip_after = mine["pip"]["version"] if any(p["name"] == "pip" for p in plan["install"]) else s["pip"]
-    plan["pip_after"] = pip_after
+                plan.install.append(pin)
+    plan.pip_after = plan.pins["pip"]["version"] if any(p["name"] == "pip" for p in plan.install) else s.pip
 
-    # 2. The corporate CAs: given, shipped in ca/ (validated now, before anything changes).
-    given = []
+
+def given_cas(args):
+    """Step 2: the corporate CAs given with --ca-file and shipped in ca/, each validated now, once."""
+    seen, given = set(), []
     for path in list(args.ca_file) + shipped_ca_files():
-        given += load_ca_file(path)
-    seen, explicit = set(), []
-    for der, info in given:
-        if info["sha256"] not in seen:
-            seen.add(info["sha256"])
-            explicit.append((der, info))
+        for der, info in load_ca_file(path):
+            if info["sha256"] not in seen:
+                seen.add(info["sha256"])
+                given.append((der, info))
+    return given
 
-    # 3. How the index verifies today, through the user's proxy.
-    local = {name: find_wheel(os.path.join(HERE, "wheels"), pin) for name, pin in mine.items()}
+
+def local_wheels(pins):
+    """{name: (path or None, ok)} of the bundle's wheels; a wheel whose SHA-256 differs stops the run."""
+    local = {name: find_wheel(os.path.join(HERE, "wheels"), pin) for name, pin in pins.items()}
     for name, (path, ok) in local.items():
         if not ok:
             raise BadInput("{} does not match hashes.txt (its SHA-256 differs from the pin for {}=={}); the "
                            "bundle was altered. Get a fresh copy from IT; nothing was changed.".format(
-                               path, name, mine[name]["version"]))
-    certifi_pem = None                   # needed only to probe (online) or, with no CA given, to tell
-    if not args.offline or not explicit:  # the OS store's extra roots apart from certifi's
-        if local.get("certifi", (None,))[0]:
-            certifi_pem = read_zip_member(local["certifi"][0], "certifi/cacert.pem")
-        elif s["certifi_files"]:
-            certifi_pem = read_bytes(s["certifi_files"][0][0])
-    if not args.offline:
-        plan["probe"] = probe_index(s["index_url"], s["proxy"], [("os", os_context())])
-        reached = not plan["probe"]["os"].startswith(("error", "nonet"))
-        if reached and certifi_pem is None and workdir and "certifi" in mine:
-            # a bare venv and no wheels/: the pinned certifi wheel (SHA-256 checked) tells the OS store's
-            # extra roots apart from Mozilla's, and the bundle is made of it
-            plan["certifi_wheel"] = download_verified([mine["certifi"]], s, ui, workdir)["certifi"]
-            certifi_pem = read_zip_member(plan["certifi_wheel"], "certifi/cacert.pem")
-        if reached:
-            plan["probe"].update(probe_index(s["index_url"], s["proxy"], [
-                ("certifi", cadata_context(certifi_pem) if certifi_pem else None)]))
-        if any(v.startswith("untrusted") for v in plan["probe"].values()):
-            plan["issuer"] = presented_issuer(s["index_url"], s["proxy"])
+                               path, name, pins[name]["version"]))
+    return local
 
-    # 4. Where the packages come from.
-    needed = [p["name"] for p in plan["install"]]
+
+def certifi_roots(plan, s, args, local):
+    """certifi's roots (PEM bytes) from the bundle's wheel or this Python's certifi: needed only to probe
+    (online) or, with no CA given, to tell the OS store's extra roots apart from Mozilla's. None: none here."""
+    if args.offline and plan.given:
+        return None
+    if local.get("certifi", (None,))[0]:
+        return read_zip_member(local["certifi"][0], "certifi/cacert.pem")
+    if s.certifi_files:
+        return read_bytes(s.certifi_files[0][0])
+    return None
+
+
+def probe_trust(plan, s, ui, workdir):
+    """Step 3, online: TLS to the index with the OS store, then with certifi alone; who signed what it
+    presents when either fails."""
+    plan.probe = probe_index(s.index_url, s.proxy, [("os", OS.os_context())])
+    if not plan.probe["os"].reached:
+        return
+    if plan.certifi_pem is None and workdir and "certifi" in plan.pins:
+        # a bare venv and no wheels/: the pinned certifi wheel (SHA-256 checked) tells the OS store's extra
+        # roots apart from Mozilla's, and the bundle is made of it
+        plan.certifi_wheel = download_verified([plan.pins["certifi"]], s, ui, workdir)["certifi"]
+        plan.certifi_pem = read_zip_member(plan.certifi_wheel, "certifi/cacert.pem")
+    plan.probe.update(probe_index(s.index_url, s.proxy, [
+        ("certifi", cadata_context(plan.certifi_pem) if plan.certifi_pem else None)]))
+    if plan.untrusted():
+        plan.issuer, plan.issuer_asked = presented_issuer(s.index_url, s.proxy), True
+
+
+def plan_source(plan, s, args, ui, local):
+    """Step 4: wheels/ or the index. No network at all (no DNS, no route) with a complete bundle: offline,
+    said so. A network that fails otherwise stops the run here, before any change: pip would fail later."""
+    needed = [p["name"] for p in plan.install]
     usable = all(local[n][0] for n in set(needed) | {"pip"}) and not args.index_url
-    nonet = next((v for v in plan["probe"].values() if v.startswith("nonet:")), None)
+    nonet = next((p for p in plan.probe.values() if p.status in OFFLINE), None)
     if nonet and usable and local.get("certifi", (None,))[0]:
-        # no route, no DNS: an air-gapped or off-VPN computer, and the bundle has what this Python needs
-        args.offline, plan["probe"], plan["mode"] = True, {}, "offline (no network)"
+        # an air-gapped or off-VPN computer, and the bundle has what this Python needs
         ui.step("network", "warning", "no network ({}); installing from the bundle's wheels as --offline "
-                "would".format(nonet[len("nonet: "):].rstrip(".")))
-    plan["source"] = "wheels" if usable else "index"
-    if plan["source"] == "index" and needed and args.offline:
+                "would".format(network_problem(nonet, s.index_url, s.proxy)[0]))
+        args.offline, plan.probe, plan.mode = True, {}, "offline (no network)"
+    plan.source = "wheels" if usable else "index"
+    if plan.source == "index" and needed and args.offline:
         raise BadInput("wheels/ next to bootstrap.py has no wheel for {} on Python {}, and --offline forbids "
                        "downloading; use the complete bundle from IT or drop --offline.".format(
-                           ", ".join(needed), vstr(py)))
-    error = next((v.split(": ", 1)[1] for v in plan["probe"].values() if v.startswith(("error:", "nonet:"))), None)
-    if error:                                      # a network that fails now fails pip later: change nothing
-        raise Failure(error.rstrip(".") + "; nothing was changed." + (
+                           ", ".join(needed), vstr(sys.version_info[:2])))
+    down = next((p for p in plan.probe.values() if not p.reached), None)
+    if down:
+        raise Failure("{}; {}; nothing was changed.".format(*network_problem(down, s.index_url, s.proxy)) + (
             " To install from the bundle without the network, run it with --offline." if usable else ""))
 
-    # 5. The trust decision (DESIGN.md's table).
-    decide_trust(plan, s, explicit, certifi_pem, py)
-    if plan["probe"]:
-        refuse_untrustable(plan, s, explicit, certifi_pem, py)
-    if plan["strategy"] == "bundle" and args.offline and not local["certifi"][0]:
+
+def plan_bundle(plan, s, args, local):
+    """Step 6, for the bundle strategy: the bundle's and the config file's paths, the CAs kept from an earlier
+    bundle or a replaced `cert`, and every check that writing them will work (before anything is written)."""
+    if args.offline and not local["certifi"][0]:
         raise BadInput("wheels/ next to bootstrap.py has no certifi wheel ({}=={}), whose roots the CA bundle "
                        "needs, and --offline forbids downloading it; use the complete bundle from IT or drop "
-                       "--offline.".format("certifi", mine["certifi"]["version"]))
-    if plan["strategy"] == "bundle":
-        plan["bundle_path"] = os.path.join(OS.data_dir(args.scope) if args.scope != "site"
-                                           else os.path.join(sys.prefix, "share", "trustfix"), "ca-bundle.pem")
-        plan["config_path"] = user_config_target(args.scope)
-        plan["extras"] = merge_extras(plan["extras"], previous_extras(plan["bundle_path"]))
-        keep_replaced_cert(plan, certifi_pem)
-        if os.environ.get("PIP_CONFIG_FILE") == os.devnull:
-            plan["notes"].append("PIP_CONFIG_FILE={} tells pip to read no configuration file at all, so the cert "
-                                 "written to {} is not used while it is set; unset PIP_CONFIG_FILE (or point it at "
-                                 "that file)".format(os.devnull, plan["config_path"]))
-        check_config_target(plan, s)
-        for path in (plan["config_path"], plan["bundle_path"], journal_path()):
-            real = os.path.realpath(path)
-            if os.path.lexists(path) and not os.path.isfile(real):
-                raise BadInput("{} is {}, not a file; bootstrap.py needs to write a file there. Move it away, "
-                               "then run bootstrap.py again; nothing was changed.".format(
-                                   path, "a folder" if os.path.isdir(real) else
-                                   "a broken link" if not os.path.exists(real) else "not a regular file"))
-            if not writable(path):
-                raise BadInput("cannot write {}: its folder is not writable for this user; fix the "
-                               "permissions, or choose another --scope.".format(path))
-    return plan
+                       "--offline.".format("certifi", plan.pins["certifi"]["version"]))
+    plan.bundle_path = os.path.join(OS.data_dir(args.scope) if args.scope != "site"
+                                    else os.path.join(sys.prefix, "share", "trustfix"), "ca-bundle.pem")
+    plan.config_path = user_config_target(args.scope)
+    plan.extras = merge_extras(plan.extras, previous_extras(plan.bundle_path))
+    keep_replaced_cert(plan)
+    if os.environ.get("PIP_CONFIG_FILE") == os.devnull:
+        plan.notes.append("PIP_CONFIG_FILE={} tells pip to read no configuration file at all, so the cert "
+                          "written to {} is not used while it is set; unset PIP_CONFIG_FILE (or point it at "
+                          "that file)".format(os.devnull, plan.config_path))
+    check_config_target(plan, s)
+    for path in (plan.config_path, plan.bundle_path, journal_path()):
+        real = os.path.realpath(path)
+        if os.path.lexists(path) and not os.path.isfile(real):
+            raise BadInput("{} is {}, not a file; bootstrap.py needs to write a file there. Move it away, "
+                           "then run bootstrap.py again; nothing was changed.".format(
+                               path, "a folder" if os.path.isdir(real) else
+                               "a broken link" if not os.path.exists(real) else "not a regular file"))
+        if not writable(path):
+            raise BadInput("cannot write {}: its folder is not writable for this user; fix the "
+                           "permissions, or choose another --scope.".format(path))
 
 
-def refuse_untrustable(plan, s, explicit, certifi_pem, py):
+def refuse_untrustable(plan, s, py):
     """Online, stop before any change when the trust planned cannot verify the index: pip would still
     fail afterwards. One more handshake, with the anchors pip will have: the OS store (pip >= 24.2 on
     Python >= 3.10) or certifi, plus the bundle's CAs."""
-    probe, host = plan["probe"], urllib.parse.urlsplit(s["index_url"]).hostname
-    uses_os = pip_uses_os_store(py, plan["pip_after"])
-    if plan["strategy"] == "none":
+    probe, host = plan.probe, host_of(s.index_url)
+    uses_os = pip_uses_os_store(py, plan.pip_after)
+    if plan.strategy == "none":
         anchors = ("os", "certifi") if uses_os else ("certifi",)       # pip >= 24.2 loads certifi too
-        if any(probe.get(a) == "ok" for a in anchors) or not any(v.startswith("untrusted") for v in probe.values()):
+        if any(a in probe and probe[a].ok for a in anchors) or not plan.untrusted():
             return
     else:
-        pem = (certifi_pem or b"").decode("ascii", "replace") + "".join(der_to_pem(d) for d, _ in plan["extras"])
-        ctx = os_context() if uses_os else None
+        pem = (plan.certifi_pem or b"").decode("ascii", "replace") + "".join(der_to_pem(d) for d, _ in plan.extras)
+        ctx = OS.os_context() if uses_os else None
         if ctx is not None:
             ctx.load_verify_locations(cadata=pem)
         else:
             ctx = ssl.create_default_context(cadata=pem)
-        verdict = probe_index(s["index_url"], s["proxy"], [("planned", ctx)])["planned"]
-        if uses_os and not verdict.startswith("untrusted"):
-            alone = probe_index(s["index_url"], s["proxy"], [("bundle", ssl.create_default_context(cadata=pem))])
-            if alone["bundle"].startswith("untrusted"):
-                plan["notes"].append("the CA(s) for the bundle ({}) do not verify {} ({}): this pip works through "
-                                     "the OS store, but pips that read only the bundle (new venvs' older pips) will "
-                                     "fail; pass the CA that issued it with --ca-file".format(
-                                         ", ".join(i["subject"] for _, i in plan["extras"]), host, issuer_text(plan)))
-        if not verdict.startswith("untrusted"):
+        verdict = probe_index(s.index_url, s.proxy, [("planned", ctx)])["planned"]
+        if uses_os and not verdict.untrusted:
+            alone = probe_index(s.index_url, s.proxy, [("bundle", ssl.create_default_context(cadata=pem))])
+            if alone["bundle"].untrusted:
+                plan.notes.append("the CA(s) for the bundle ({}) do not verify {} ({}): this pip works through "
+                                  "the OS store, but pips that read only the bundle (new venvs' older pips) will "
+                                  "fail; pass the CA that issued it with --ca-file".format(
+                                      ", ".join(i["subject"] for _, i in plan.extras), host, issuer_text(plan)))
+        if not verdict.untrusted:
             return
-    issuer = (plan.get("issuer") or {}).get("issuer") or "an issuer that could not be read"
-    if explicit:
+    issuer = (plan.issuer or {}).get("issuer") or "an issuer that could not be read"
+    if plan.given:
         raise BadInput("the CA(s) given ({}) do not verify {}, whose certificate is issued by {}; nothing was "
                        "changed. Ask IT for the root CA that issued it and pass that with --ca-file.".format(
-                           ", ".join(i["subject"] for _, i in explicit), host, issuer))
+                           ", ".join(i["subject"] for _, i in plan.given), host, issuer))
     raise Failure("{} presents a certificate issued by {}, which neither this computer's trust store nor certifi "
                   "trusts, and no company CA was given; nothing was changed. Get that root CA from IT and run: "
                   "python bootstrap.py --ca-file CA.pem".format(host, issuer))
@@ -2265,56 +2531,60 @@ def merge_extras(new, previous_ders):
     return out
 
 
-def decide_trust(plan, s, explicit, certifi_pem, py):
-    """Fill plan's strategy ('none' | 'bundle'), extras and reason from the survey and the probe.
+def decide_trust(plan, s, py):
+    """The trust decision, from the plan so far (the pip after the install, the given CAs, the probes):
+    a Trust. The table, pip after the run -> what is written:
+
+      pip uses the OS store (>= 24.2 on >= 3.10), CAs given       -> bundle of certifi + the given CAs
+                                 the OS store does not verify     -> nothing; a note: pass --ca-file
+                                 certifi does not (interception)  -> bundle of certifi + the OS root behind it
+                                 certifi verifies too, or offline -> nothing (offline: a note for older pips)
+      pip checks certifi only (< 24.2, or Python < 3.10), given   -> bundle of certifi + the given CAs
+                                 certifi verifies                 -> nothing
+                                 otherwise                        -> bundle of certifi + the OS root behind it
 
     The user's pip configuration is read by every pip of this user: new venvs' bundled pips (certifi only,
-    up to 23.x on 3.10-3.12), other Pythons' pips, pipx's. So whenever a corporate CA is known (given,
-    shipped in ca/, or the OS root behind the index's presented chain) the bundle and `cert` are written,
-    also when this interpreter's pip verifies through the OS store: there `cert` adds to it."""
-    pip_after, probe = plan["pip_after"], plan["probe"]
-    host = urllib.parse.urlsplit(s["index_url"]).hostname
-    uses_os = pip_uses_os_store(py, pip_after)
+    up to 23.x on 3.10-3.12), other Pythons' pips, pipx's. So whenever a corporate CA is known the bundle and
+    `cert` are written, also when this interpreter's pip verifies through the OS store: there `cert` adds to
+    it."""
+    pip_after, probe, given = plan.pip_after, plan.probe, plan.given
+    host = host_of(s.index_url)
+    bundle = lambda extras, reason: Trust(strategy="bundle", extras=extras, reason=reason, notes=[])
+    nothing = lambda reason, *notes: Trust(strategy="none", extras=[], reason=reason, notes=list(notes))
     others = "written for every pip of this user (new venvs' older pips, other Pythons)"
-    if uses_os:
+    if pip_uses_os_store(py, pip_after):                 # else: os_store_gap says why not
         this = "pip {} on Python {} uses the OS trust store".format(pip_after, vstr(py))
-        if explicit:
+        if given:
             os_roots = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
-            missing = [i["subject"] for d, i in explicit if i["sha256"] not in os_roots]
-            plan.update(strategy="bundle", extras=explicit, trust_reason="{}{}; a bundle of certifi + the given "
-                        "CA(s) is {}".format(this, ", which lacks " + ", ".join(missing) if missing else "", others))
-        elif probe.get("os", "").startswith("untrusted"):
-            plan.update(trust_reason="the OS trust store does not trust {} ({}); pass the issuing CA with "
-                        "--ca-file".format(host, issuer_text(plan)))
-            plan["notes"].append(plan["trust_reason"])
-        elif probe.get("certifi", "").startswith("untrusted"):     # intercepted: the OS has a root certifi lacks
-            extras, how = os_extras(plan, certifi_pem, s)
+            missing = [i["subject"] for d, i in given if i["sha256"] not in os_roots]
+            return bundle(given, "{}{}; a bundle of certifi + the given CA(s) is {}".format(
+                this, ", which lacks " + ", ".join(missing) if missing else "", others))
+        if "os" in probe and probe["os"].untrusted:
+            reason = "the OS trust store does not trust {} ({}); pass the issuing CA with --ca-file".format(
+                host, issuer_text(plan))
+            return nothing(reason, reason)
+        if "certifi" in probe and probe["certifi"].untrusted:      # intercepted: the OS has a root certifi lacks
+            extras, how, notes = os_extras(plan, s)
             if extras:
-                plan.update(strategy="bundle", extras=extras, trust_reason="{} and it verifies {}; a bundle of "
-                            "certifi + {} is {}".format(this, host, how, others))
-            else:
-                plan["trust_reason"] = "{} and it verifies {}; {}".format(this, host, how)
-                plan["notes"].append(older_pips_note(host, "no CA could be identified"))
-        elif probe:
-            plan["trust_reason"] = "{}; certifi alone verifies {} too (no interception): nothing to write".format(
-                this, host) if probe.get("certifi") == "ok" else "{}; nothing to write".format(this)
-        else:
-            plan["trust_reason"] = "{}; {} was not checked (offline): nothing to write".format(this, host)
-            plan["notes"].append(older_pips_note(host, "offline, no CA was given or shipped in ca/"))
-        return
-    why = "Python {} (pip cannot use the OS store before 3.10)".format(vstr(py)) if py < TRUSTSTORE_PYTHON \
-        else "pip {} (certifi only; the OS store needs pip >= 24.2)".format(pip_after or "not installed")
-    if explicit:
-        plan.update(strategy="bundle", extras=explicit,
-                    trust_reason="{}: a bundle of certifi + the given CAs".format(why))
-    elif probe.get("certifi") == "ok":
-        plan["trust_reason"] = "{}, but certifi alone verifies {}; nothing to write".format(why, host)
-    else:
-        extras, how = os_extras(plan, certifi_pem, s)
-        if extras:
-            plan.update(strategy="bundle", extras=extras, trust_reason="{}: a bundle of certifi + {}".format(why, how))
-        else:
-            plan["trust_reason"] = "{}; {}".format(why, how)
+                return Trust(strategy="bundle", extras=extras, notes=notes, reason="{} and it verifies {}; a bundle "
+                             "of certifi + {} is {}".format(this, host, how, others))
+            return nothing("{} and it verifies {}; {}".format(this, host, how),
+                           *(notes + [older_pips_note(host, "no CA could be identified")]))
+        if probe:
+            return nothing("{}; certifi alone verifies {} too (no interception): nothing to write".format(this, host)
+                           if "certifi" in probe and probe["certifi"].ok else "{}; nothing to write".format(this))
+        return nothing("{}; {} was not checked (offline): nothing to write".format(this, host),
+                       older_pips_note(host, "offline, no CA was given or shipped in ca/"))
+    why = os_store_gap(py, pip_after)
+    if given:
+        return bundle(given, "{}: a bundle of certifi + the given CAs".format(why))
+    if "certifi" in probe and probe["certifi"].ok:
+        return nothing("{}, but certifi alone verifies {}; nothing to write".format(why, host))
+    extras, how, notes = os_extras(plan, s)
+    if extras:
+        return Trust(strategy="bundle", extras=extras, notes=notes,
+                     reason="{}: a bundle of certifi + {}".format(why, how))
+    return nothing("{}; {}".format(why, how), *notes)
 
 
 def older_pips_note(host, why):
@@ -2323,13 +2593,13 @@ def older_pips_note(host, why):
             "bootstrap.py once online".format(why, host))
 
 
-def os_extras(plan, certifi_pem, s=None):
-    """The corporate CAs to take from the OS store when none was given: ([(der, info)], how).
+def os_extras(plan, s):
+    """The corporate CAs to take from the OS store when none was given: ([(der, info)], how, notes).
 
     Online, only the OS root that issued the certificate the index (or the proxy) presents: adding every
     root the OS has beyond certifi would also re-admit roots Mozilla has distrusted since the distro's
     bundle was made. Offline there is no presented certificate, so every such root is taken, and said."""
-    certifi = {hashlib.sha256(d).hexdigest() for d in pem_certs(certifi_pem or b"")}
+    certifi = {hashlib.sha256(d).hexdigest() for d in pem_certs(plan.certifi_pem or b"")}
     candidates = []
     for der in OS.os_roots():
         if hashlib.sha256(der).hexdigest() in certifi:
@@ -2340,26 +2610,26 @@ def os_extras(plan, certifi_pem, s=None):
             continue
         if info["is_ca"] or info["self_signed"]:
             candidates.append((der, info))
-    issuer = plan.get("issuer")
-    if plan["probe"]:
+    issuer = plan.issuer
+    if plan.probe:
         if not issuer:
-            return [], "the index's certificate could not be read, so no CA was taken from the OS store"
+            return [], "the index's certificate could not be read, so no CA was taken from the OS store", []
         match = [(d, i) for d, i in candidates if i["subject"] == issuer["issuer"]]
-        if not match and s is not None and s.get("index_url"):
-            match = root_behind_chain(candidates, s["index_url"], s.get("proxy"))
+        if not match and s.index_url:
+            match = root_behind_chain(candidates, s.index_url, s.proxy)
         if match:
-            return match, "{}, the CA the OS trusts that issued the index's certificate".format(issuer["issuer"])
-        return [], "the OS store has no CA named {} (the index's issuer); pass it with --ca-file".format(issuer["issuer"])
+            return match, "{}, the CA the OS trusts that issued the index's certificate".format(issuer["issuer"]), []
+        return [], "the OS store has no CA named {} (the index's issuer); pass it with --ca-file".format(
+            issuer["issuer"]), []
     if candidates:
-        plan["notes"].append("offline, the CA in use cannot be seen, so all {} CAs the OS trusts beyond certifi "
-                             "were taken; pass --ca-file to take only the company's".format(len(candidates)))
-        return candidates, "the {} CA(s) the OS trusts beyond certifi".format(len(candidates))
-    return [], "the OS store has no CA beyond certifi's and none was given"
+        return candidates, "the {} CA(s) the OS trusts beyond certifi".format(len(candidates)), [
+            "offline, the CA in use cannot be seen, so all {} CAs the OS trusts beyond certifi were taken; pass "
+            "--ca-file to take only the company's".format(len(candidates))]
+    return [], "the OS store has no CA beyond certifi's and none was given", []
 
 
 def issuer_text(plan):
-    issuer = plan.get("issuer")
-    return "its certificate is issued by " + issuer["issuer"] if issuer else "issuer unknown"
+    return "its certificate is issued by " + plan.issuer["issuer"] if plan.issuer else "issuer unknown"
 
 
 def root_behind_chain(candidates, url, proxy):
@@ -2367,8 +2637,7 @@ def root_behind_chain(candidates, url, proxy):
     all candidates at once first, then halves, so about log2(n) handshakes. [] if none verifies."""
     def verifies(group):
         pem = "".join(der_to_pem(d) for d, _ in group)
-        result = probe_index(url, proxy, [("group", ssl.create_default_context(cadata=pem))])
-        return result.get("group") == "ok"
+        return tls_probe(url, proxy, ssl.create_default_context(cadata=pem)).ok
     if not candidates or not verifies(candidates):
         return []
     group = candidates
@@ -2380,56 +2649,56 @@ def root_behind_chain(candidates, url, proxy):
 
 def check_config_target(plan, s):
     """The file we will edit must be readable by pip; other sources must not silently override it."""
-    path = plan["config_path"]
+    path = plan.config_path
     if os.path.isfile(path):
         _, error = read_config_file(path)
         if error:
             raise BadInput(error + ", then run bootstrap.py again; nothing was changed.")
     encoding = pip_config_encoding()
     try:
-        (plan.get("bundle_path") or "").encode(encoding)
+        (plan.bundle_path or "").encode(encoding)
     except UnicodeEncodeError:
         raise Failure("pip reads {} in this computer's {} encoding, which cannot spell the CA bundle's path {}; "
                       "pip could not use it. Run bootstrap.py with --scope global as an administrator (the bundle "
                       "then lives under ProgramData), or turn on Python's UTF-8 mode for good (PYTHONUTF8=1) and "
-                      "run it again; nothing was changed.".format(path, encoding, plan["bundle_path"]))
+                      "run it again; nothing was changed.".format(path, encoding, plan.bundle_path))
     target_rank = None
-    for rank, (scope, src, sections, _) in enumerate(s["config_sources"]):
+    for rank, (scope, src, sections, _) in enumerate(s.config_sources):
         if src == path:
             target_rank = rank
-    for rank, (scope, src, sections, _) in enumerate(s["config_sources"]):
+    for rank, (scope, src, sections, _) in enumerate(s.config_sources):
         for section in ("global", "install", "download"):
             value = (sections or {}).get(section, {}).get("cert")
             # pip ranks [install]/[download] of ANY file above every [global]; a later [global] also wins
             later = section != "global" or (src != path and (target_rank is None or rank > target_rank))
-            if value and value != plan.get("bundle_path") and later:
-                plan["notes"].append("{} sets cert = {}{} and overrides {}; remove it there".format(
+            if value and value != plan.bundle_path and later:
+                plan.notes.append("{} sets cert = {}{} and overrides {}; remove it there".format(
                     "PIP_CERT" if scope == "env" else src, value,
                     "" if section == "global" else " in [{}]".format(section), path))
     for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         if os.environ.get(var):
-            plan["notes"].append("{} is set and overrides pip's cert setting; unset it".format(var))
+            plan.notes.append("{} is set and overrides pip's cert setting; unset it".format(var))
 
 
-def describe_plan(plan, s, args):
+def describe_plan(plan, s):
     lines = []
-    if plan["skip_install"]:
-        lines.append("install: nothing, because " + plan["skip_install"])
-    elif plan["install"]:
+    if plan.skip_install:
+        lines.append("install: nothing, because " + plan.skip_install)
+    elif plan.install:
         lines.append("install {} into {} from {}".format(
-            ", ".join("{}=={}".format(p["name"], p["version"]) for p in plan["install"]), plan["where"],
-            "wheels/ (SHA-256 checked against hashes.txt)" if plan["source"] == "wheels"
-            else s["index_url"] + " (each file's SHA-256 checked against hashes.txt)"))
+            ", ".join("{}=={}".format(p["name"], p["version"]) for p in plan.install), plan.where,
+            "wheels/ (SHA-256 checked against hashes.txt)" if plan.source == "wheels"
+            else s.index_url + " (each file's SHA-256 checked against hashes.txt)"))
     else:
         lines.append("install: nothing (pip {}{} already)".format(
-            s["pip"], ", truststore " + s["truststore"] if s["truststore"] else ""))
-    lines.append("trust: " + plan["trust_reason"])
-    if plan["strategy"] == "bundle":
-        lines.append("write {} and set cert in {}".format(plan["bundle_path"], plan["config_path"]))
-        for _, info in plan["extras"][:5]:
+            s.pip, ", truststore " + s.truststore if s.truststore else ""))
+    lines.append("trust: " + plan.trust_reason)
+    if plan.strategy == "bundle":
+        lines.append("write {} and set cert in {}".format(plan.bundle_path, plan.config_path))
+        for _, info in plan.extras[:5]:
             lines.append("  CA {}  SHA-256 {}".format(info["subject"], fingerprint(info["sha256"])))
-        if len(plan["extras"]) > 5:
-            lines.append("  ... and {} more (the bundle file lists them all)".format(len(plan["extras"]) - 5))
+        if len(plan.extras) > 5:
+            lines.append("  ... and {} more (the bundle file lists them all)".format(len(plan.extras) - 5))
     return lines
 
 
@@ -2439,20 +2708,20 @@ def describe_plan(plan, s, args):
 
 def acquire(plan, s, ui, workdir):
     """Put every file this run uses into workdir, each checked against hashes.txt: {name: path}."""
-    mine = plan["pins"]
-    names = {p["name"] for p in plan["install"]}
+    mine = plan.pins
+    names = {p["name"] for p in plan.install}
     if names:
         names.add("pip")                                     # the installer itself
-    if plan["strategy"] == "bundle":
+    if plan.strategy == "bundle":
         names.add("certifi")
     wanted = [mine[n] for n in sorted(names) if n in mine]
     local = {p["name"]: find_wheel(os.path.join(HERE, "wheels"), p)[0] for p in wanted}
     files, missing = {}, []
-    if plan.get("certifi_wheel"):                            # downloaded (and checked) while planning
-        files["certifi"] = plan["certifi_wheel"]
+    if plan.certifi_wheel:                            # downloaded (and checked) while planning
+        files["certifi"] = plan.certifi_wheel
         wanted = [p for p in wanted if p["name"] != "certifi"]
     for pin in wanted:
-        if local[pin["name"]] and plan["source"] == "wheels" or (pin["name"] == "certifi" and local["certifi"]):
+        if local[pin["name"]] and plan.source == "wheels" or (pin["name"] == "certifi" and local["certifi"]):
             copy = os.path.join(workdir, os.path.basename(local[pin["name"]]))
             shutil.copyfile(local[pin["name"]], copy)
             if sha256_file(copy) not in pin["hashes"]:                 # the bytes pip will read
@@ -2469,27 +2738,27 @@ def acquire(plan, s, ui, workdir):
 def download_verified(pins, s, ui, workdir):
     """Download with verified TLS (OS store, then certifi); only if both fail on the certificate,
     without verification: then each file is still accepted only if its SHA-256 is pinned."""
-    url, proxy = s["index_url"], s["proxy"]
-    certifi_pem = read_bytes(s["certifi_files"][0][0]) if s["certifi_files"] else None
-    attempts = [("the OS trust store", os_context()),
+    url, proxy = s.index_url, s.proxy
+    certifi_pem = read_bytes(s.certifi_files[0][0]) if s.certifi_files else None
+    attempts = [("the OS trust store", OS.os_context()),
                 ("certifi", cadata_context(certifi_pem) if certifi_pem else None)]
     for label, ctx in attempts:
         if ctx is None:
             continue
         try:
-            files = download_pins(pins, url, ctx, proxy, workdir, ui)
+            files = download_pins(pins, url, ctx, proxy, workdir)
             ui.step("download", "ok", "{} from {} (TLS verified with {}; SHA-256 checked)".format(
-                ", ".join(os.path.basename(f) for f in files.values()), urllib.parse.urlsplit(url).hostname, label))
+                ", ".join(os.path.basename(f) for f in files.values()), host_of(url), label))
             return files
         except TLSVerifyError as e:
             log("TLS with {} failed: {}".format(label, e.args[0]))
-    host = urllib.parse.urlsplit(url).hostname
+    host = host_of(url)
     issuer = presented_issuer(url, proxy)
     ui.warn("TLS to {} could not be verified{}. Downloading the pinned files WITHOUT TLS verification, for this "
             "one download only: each file is accepted only if its SHA-256 matches hashes.txt, and nothing "
             "about this is saved.".format(host, " (its certificate is issued by {})".format(issuer["issuer"])
                                           if issuer else ""))
-    files = download_pins(pins, url, unverified_context(), proxy, workdir, ui)
+    files = download_pins(pins, url, unverified_context(), proxy, workdir)
     ui.step("download", "warning", "{} from {} (TLS NOT verified for this download; SHA-256 checked)".format(
         ", ".join(os.path.basename(f) for f in files.values()), host))
     return files
@@ -2512,25 +2781,26 @@ def unpack_installer(wheel, workdir):
     return os.path.join(dest, "pip")
 
 
-def install(plan, s, args, ui, journal, files, workdir, mark=None):
+def install(plan, s, ui, journal, files, workdir, mark=None):
     mark = {} if mark is None else mark                       # begin_changes(): what roll_back needs
-    if plan["skip_install"]:
-        ui.step("install", "skipped", plan["skip_install"])
+    if plan.skip_install:
+        ui.step("install", "skipped", plan.skip_install)
         return
-    if not plan["install"]:
+    if not plan.install:
         ui.step("install", "ok", "nothing to install: pip {}{} already".format(
-            s["pip"], ", truststore " + s["truststore"] if s["truststore"] else ""))
+            s.pip, ", truststore " + s.truststore if s.truststore else ""))
         return
     requirements = os.path.join(workdir, "requirements.txt")
     with open(requirements, "w", encoding="utf-8") as f:
-        f.write("\n".join(p["line"] for p in plan["install"]) + "\n")
-    for pin in plan["install"]:                                 # journal (and back up) before changing
-        backup_distribution(journal, pin, s["dists"].get(pin["name"], (None, None))[1], plan["flags"])
+        f.write("\n".join(p["line"] for p in plan.install) + "\n")
+    for pin in plan.install:                                 # journal (and back up) before changing
+        backup_distribution(journal, pin, s.dists.get(pin["name"], (None, None))[1], plan.flags)
     started = time.time()
-    cmd = python_cmd(sys.executable, "-B", unpack_installer(files["pip"], workdir)) + ["install", "--no-index", "--find-links", workdir,
-           "--require-hashes", "--no-deps", "--disable-pip-version-check", "--no-input",
-           "--no-warn-script-location", "--progress-bar", "off", "-r", requirements] + plan["flags"]
-    if s["python"]["venv"] or "--user" in plan["flags"]:
+    cmd = python_cmd(sys.executable, "-B", unpack_installer(files["pip"], workdir)) + [
+        "install", "--no-index", "--find-links", workdir, "--require-hashes", "--no-deps",
+        "--disable-pip-version-check", "--no-input", "--no-warn-script-location", "--progress-bar", "off",
+        "-r", requirements] + plan.flags
+    if s.venv or "--user" in plan.flags:
         # The user owns this target, so Python caches bytecode at first import as always; compiling all of
         # pip up front (about 40% of the install time) would mostly compile modules pip never imports.
         cmd.append("--no-compile")
@@ -2540,11 +2810,11 @@ def install(plan, s, args, ui, journal, files, workdir, mark=None):
         mark["installed"] = False
         tail = "\n".join(proc.stdout.strip().splitlines()[-5:])
         raise Failure("pip could not install {}:\n{}".format(
-            ", ".join(p["name"] for p in plan["install"]), tail))
-    for p in plan["install"]:
-        changed(package="{} {} in {}".format(p["name"], p["version"], plan["where"]))
+            ", ".join(p["name"] for p in plan.install), tail))
+    for p in plan.install:
+        changed(package="{} {} in {}".format(p["name"], p["version"], plan.where))
     ui.step("install", "changed", "{} into {} ({:.1f} s)".format(
-        ", ".join("{} {}".format(p["name"], p["version"]) for p in plan["install"]), plan["where"],
+        ", ".join("{} {}".format(p["name"], p["version"]) for p in plan.install), plan.where,
         time.time() - started))
 
 
@@ -2552,23 +2822,23 @@ def install(plan, s, args, ui, journal, files, workdir, mark=None):
 # Trust: nothing, or `cert = <certifi + corporate CAs>` in pip's config; optionally the OS store
 # --------------------------------------------------------------------------------------------------
 
-def configure_trust(plan, s, args, ui, journal, files):
-    if plan["strategy"] == "none":
-        ui.step("trust", "warning" if plan["notes"] else "ok", plan["trust_reason"])
+def configure_trust(plan, args, ui, journal, files):
+    if plan.strategy == "none":
+        ui.step("trust", "warning" if plan.notes else "ok", plan.trust_reason)
         return False
-    certifi_version = plan["pins"]["certifi"]["version"]
+    certifi_version = plan.pins["certifi"]["version"]
     certifi_pem = read_zip_member(files["certifi"], "certifi/cacert.pem")
-    bundle = make_bundle(certifi_pem, certifi_version, plan["extras"])
-    refreshed = bundle_changes(bundle_contents(plan["bundle_path"]), certifi_version, plan["extras"])
-    changed = change_file(journal, plan["bundle_path"], bundle)
-    path = plan["config_path"]
+    bundle = make_bundle(certifi_pem, certifi_version, plan.extras)
+    refreshed = bundle_changes(bundle_contents(plan.bundle_path), certifi_version, plan.extras)
+    changed = change_file(journal, plan.bundle_path, bundle)
+    path = plan.config_path
     encoding = pip_config_encoding()                            # what pip reads it in (not always UTF-8)
     text = read_bytes(path).decode(encoding) if os.path.isfile(path) else \
         "# pip configuration. `cert` was set by trustfix bootstrap.py (undo: python bootstrap.py undo).\n"
-    new = checked_ini_edit(text, "global", "cert", plan["bundle_path"], path)
+    new = checked_ini_edit(text, "global", "cert", plan.bundle_path, path)
     changed = change_file(journal, path, new.encode(encoding)) or changed
     ui.step("trust", "changed" if changed else "ok", "{} {} ({} extra CA(s) + certifi {}{}); cert set in {}".format(
-        ("refreshed" if refreshed else "wrote") if changed else "unchanged:", plan["bundle_path"], len(plan["extras"]),
+        ("refreshed" if refreshed else "wrote") if changed else "unchanged:", plan.bundle_path, len(plan.extras),
         certifi_version, "; " + "; ".join(refreshed) if refreshed and changed else "", path))
     if args.add_to_os_store:
         changed = add_to_os_store(plan, ui, journal) or changed
@@ -2578,7 +2848,7 @@ def configure_trust(plan, s, args, ui, journal, files):
 def add_to_os_store(plan, ui, journal):
     present = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
     changed = False
-    for der, info in plan["extras"]:
+    for der, info in plan.extras:
         if info["sha256"] in present:
             continue
         record = OS.add_ca(der, info)
@@ -2606,7 +2876,7 @@ def add_to_os_store(plan, ui, journal):
 
 def state_key(plan):
     parts = [sys.executable, str(installed_distributions().get("pip", ("",))[0])]
-    for path in (plan["bundle_path"], plan["config_path"]):
+    for path in (plan.bundle_path, plan.config_path):
         parts.append(sha256_file(path) if path and os.path.isfile(path) else "-")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
@@ -2614,7 +2884,7 @@ def state_key(plan):
 def verify(plan, s, args, ui, journal, changed):
     if args.offline:
         ui.step("verify", "skipped", "no network: pip was not checked against the index (run bootstrap.py again "
-                "online to check it)" if plan["mode"] == "offline (no network)" else
+                "online to check it)" if plan.mode == "offline (no network)" else
                 "--offline: the index was not contacted")
         return EXIT_OK
     pip_now = installed_distributions().get("pip")
@@ -2624,9 +2894,9 @@ def verify(plan, s, args, ui, journal, changed):
     key = state_key(plan)
     if not changed and (journal.get("verified") or {}).get("key") == key:
         ui.step("verify", "ok", "pip reached {} on {}; nothing changed since".format(
-            s["index_url"], journal["verified"]["at"]))
+            s.index_url, journal["verified"]["at"]))
         return EXIT_OK
-    pin = plan["pins"]["pip"]
+    pin = plan.pins["pip"]
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="trustfix-verify-") as tmp:
         import site
@@ -2640,12 +2910,12 @@ def verify(plan, s, args, ui, journal, changed):
         lines = [l for l in proc.stdout.splitlines() if l.strip()]
         cause = next((l.strip() for l in lines if "CERTIFICATE_VERIFY_FAILED" in l or "ProxyError" in l), None)
         ui.step("verify", "failed", "a fresh `pip download pip=={}` could not reach {}: {}".format(
-            pin["version"], s["index_url"], (cause or (lines[-1] if lines else "no output"))[:300]))
+            pin["version"], s.index_url, (cause or (lines[-1] if lines else "no output"))[:300]))
         ui.detail("tried: " + " ".join(cmd))
         ui.detail("run `python bootstrap.py doctor` to find the cause")
         return EXIT_UNVERIFIED
     ui.step("verify", "ok", "a fresh pip process reached {} and downloaded pip {} ({:.1f} s)".format(
-        s["index_url"], pin["version"], time.time() - started))
+        s.index_url, pin["version"], time.time() - started))
     if journal["files"] or journal["packages"] or journal.get("verified"):
         journal["verified"] = {"key": key, "at": time.strftime("%Y-%m-%d %H:%M")}
         journal_save(journal)
@@ -2806,7 +3076,7 @@ def trust_context(py, pip_version, cert, certifi):
     if cert and not os.path.exists(cert):
         return None, "cert {} does not exist (pip crashes)".format(cert)
     if pip_uses_os_store(py, pip_version):
-        ctx = ssl.create_default_context()
+        ctx = OS.os_context() or ssl.create_default_context()        # the same view as install's (refuse_untrustable)
         for extra in (certifi, cert):
             if extra:
                 ctx.load_verify_locations(extra)
@@ -2823,7 +3093,7 @@ def cert_for_prefix(s, prefix):
     if env:
         return env
     site_name = os.path.basename(OS.config_paths()["site"][-1])
-    sources = [src for src in s["config_sources"] if src[0] != "site"]
+    sources = [src for src in s.config_sources if src[0] != "site"]
     path = os.path.join(prefix, site_name)
     if os.path.isfile(path) and os.environ.get("PIP_CONFIG_FILE") != os.devnull:
         rank = next((i for i, src in enumerate(sources) if src[0] not in ("global", "user")), len(sources))
@@ -2850,7 +3120,7 @@ def pythons_report(s, network_ok):
     new venvs get from ensurepip, reach the index now."""
     pythons, broken = find_pythons()
     out, checked = [], {}
-    index, host = s["index_url"], urllib.parse.urlsplit(s["index_url"]).hostname
+    index, host = s.index_url, host_of(s.index_url)
 
     def reaches(py, pip_version, cert, certifi):
         ctx, how = trust_context(py, pip_version, cert, certifi)
@@ -2858,7 +3128,7 @@ def pythons_report(s, network_ok):
         if not network_ok or ctx is None:
             return None, how
         if key not in checked:
-            checked[key] = tls_check(index, s["proxy"], ctx)["status"] == "ok"
+            checked[key] = tls_probe(index, s.proxy, ctx, DOCTOR_TIMEOUT).ok
         return checked[key], how
 
     def word(ok, how):
@@ -2954,7 +3224,7 @@ def install_all_pythons(args, ui, code):
 
 
 # --------------------------------------------------------------------------------------------------
-# Command line
+# Command line, and the install run step by step (run_install)
 # --------------------------------------------------------------------------------------------------
 
 EPILOG = """\
@@ -3081,16 +3351,18 @@ def parse_args(argv):
 
 
 def survey_line(s):
-    parts = ["Python {}".format(s["python"]["version"]),
-             s["openssl"].replace(" ", " ", 1).split(" ")[0] + " " + s["openssl"].split(" ")[1],
-             "pip " + (s["pip"] or "missing"), "truststore " + (s["truststore"] or "missing"),
-             "venv" if s["python"]["venv"] else "system Python"]
-    if s["proxy"]:
-        parts.append("proxy " + redact(s["proxy"]))
+    parts = ["Python {}".format(s.version),
+             s.openssl.replace(" ", " ", 1).split(" ")[0] + " " + s.openssl.split(" ")[1],
+             "pip " + (s.pip or "missing"), "truststore " + (s.truststore or "missing"),
+             "venv" if s.venv else "system Python"]
+    if s.proxy:
+        parts.append("proxy " + redact(s.proxy))
     return ", ".join(parts)
 
 
 def json_safe(obj):
+    if hasattr(obj, "as_json"):
+        return json_safe(obj.as_json())
     if isinstance(obj, dict):
         return {k: json_safe(v) for k, v in obj.items() if k not in ("dists", "config_sources", "pins")}
     if isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[0], bytes):
@@ -3116,15 +3388,15 @@ def run_install(args, ui):
         ui.warn(text)
     with tempfile.TemporaryDirectory(prefix="trustfix-", dir=OS.scratch_dir()) as workdir:
         plan = make_plan(s, args, ui, workdir)
-        lines = describe_plan(plan, s, args)
+        lines = describe_plan(plan, s)
         ui.step("plan", "ok", lines[0])
         for line in lines[1:]:
             ui.detail(line)
-        for name, result in sorted(plan["probe"].items()):
-            log("TLS to {} with {}: {}".format(s["index_url"], name, result))
-        for note in plan["notes"]:
+        for name, result in sorted(plan.probe.items()):
+            log("TLS to {} with {}: {}".format(s.index_url, name, result.as_plan()))
+        for note in plan.notes:
             ui.warn(note)
-        result = {"survey": s, "plan": plan, "mode": plan["mode"]}
+        result = {"survey": s, "plan": plan, "mode": plan.mode}
         if args.dry_run:
             ui.say("--dry-run: nothing was changed.")
             return EXIT_OK, result
@@ -3133,10 +3405,10 @@ def run_install(args, ui):
         files = acquire(plan, s, ui, workdir)                  # verified files in a temp folder: no change yet
         mark = begin_changes(journal)
         try:
-            if (plan["install"] or plan["strategy"] == "bundle") and not os.path.isfile(journal_path()):
+            if (plan.install or plan.strategy == "bundle") and not os.path.isfile(journal_path()):
                 journal_save(journal)      # before the first change, so a killed run's folders are known
-            install(plan, s, args, ui, journal, files, workdir, mark)
-            changed = configure_trust(plan, s, args, ui, journal, files) or bool(plan["install"])
+            install(plan, s, ui, journal, files, workdir, mark)
+            changed = configure_trust(plan, args, ui, journal, files) or bool(plan.install)
         except Exception as e:             # Failure, a full disk, a bug: put back this run's changes first
             note = roll_back(journal, mark, ui)
             if isinstance(e, Failure):
@@ -3159,17 +3431,14 @@ def check_space(plan, s, workdir):
     the new pip (site-packages) and the backups (the state folder). A disk that fills up half-way would
     leave a half-done run; refusing first leaves none."""
     needs = [(workdir, 40)]
-    if plan["install"]:
-        needs.append((s["purelib"] if not plan.get("where", "").startswith(os.path.expanduser("~")) else
+    if plan.install:
+        needs.append((s.purelib if not (plan.where or "").startswith(os.path.expanduser("~")) else
                       os.path.expanduser("~"), 30))
-    if plan["install"] or plan["strategy"] == "bundle":
+    if plan.install or plan.strategy == "bundle":
         needs.append((state_dir(), 10))
     for path, mb in needs:
-        folder = path
-        while folder and not os.path.isdir(folder) and os.path.dirname(folder) != folder:
-            folder = os.path.dirname(folder)
         try:
-            free = shutil.disk_usage(folder).free >> 20
+            free = shutil.disk_usage(existing_folder(path)).free >> 20
         except OSError:
             continue
         if free < mb:
@@ -3236,7 +3505,7 @@ def main(argv=None):
             require_admin(args)
         if args.command == "undo":
             with RunLock():
-                code = undo(args, ui)
+                code = undo(ui)
         elif args.command == "doctor":
             code, result = doctor(args, ui)
         else:
@@ -3300,53 +3569,11 @@ def interceptor(name):
     return next((vendor for key, vendor in INTERCEPTORS if key in low), None)
 
 
-def tls_check(url, proxy, context, timeout=DOCTOR_TIMEOUT):
-    """Connect to url's host (through proxy) and HEAD it: {status, detail, date}. Never raises.
-    status: ok | untrusted | expired | not-yet-valid | wrong-host | proxy-auth | dns | refused | timeout |
-    error | unavailable."""
-    import http.client
-    if context is None:
-        return {"status": "unavailable", "detail": "no such trust store here"}
-    parts = urllib.parse.urlsplit(url)
-    host, port = parts.hostname, parts.port or 443
-    try:
-        conn = https_connection(host, port, proxy, context, timeout)
-        conn.request("HEAD", parts.path or "/", headers={"User-Agent": "trustfix-doctor/" + __version__})
-        response = conn.getresponse()
-        conn.close()
-        return {"status": "ok", "detail": "HTTP {}".format(response.status), "date": response.getheader("Date")}
-    except ssl.SSLError as e:
-        code = getattr(e, "verify_code", None)
-        message = getattr(e, "verify_message", None) or str(e)
-        status = {10: "expired", 9: "not-yet-valid", 62: "wrong-host", 64: "wrong-host"}.get(code, "untrusted")
-        if "mismatch" in message.lower():
-            status = "wrong-host"
-        if "CERTIFICATE_VERIFY_FAILED" not in str(e) and code is None:
-            status = "error"
-        return {"status": status, "detail": message}
-    except getattr(ssl, "CertificateError", ValueError) as e:          # Python 3.6: hostname mismatch
-        return {"status": "wrong-host", "detail": str(e)}
-    except socket.timeout:
-        return {"status": "timeout", "detail": "no answer within {:.0f} s".format(timeout)}
-    except socket.gaierror as e:
-        return {"status": "dns", "detail": "name not resolved: {}".format(e.strerror or e)}
-    except ConnectionRefusedError:
-        return {"status": "refused", "detail": "connection refused by {}".format(proxy or host)}
-    except (OSError, http.client.HTTPException) as e:
-        text = str(e)
-        if "407" in text:
-            return {"status": "proxy-auth", "detail": "the proxy answered 407 Proxy Authentication Required",
-                    "schemes": proxy_auth_schemes(proxy, host, port)}
-        if "timed out" in text:
-            return {"status": "timeout", "detail": "no answer within {:.0f} s".format(timeout)}
-        return {"status": "error", "detail": text or e.__class__.__name__}
-
-
 def pip_context(s, pip_version):
     """The trust anchors this pip would use: (SSLContext or None, description)."""
     cert = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or \
-        config_value(s["config_sources"], "cert")[0]
-    certifi = s["certifi_files"][0][0] if s["certifi_files"] else None
+        config_value(s.config_sources, "cert")[0]
+    certifi = s.certifi_files[0][0] if s.certifi_files else None
     if not (pip_version or cert or certifi):
         return None, "no pip installed"
     return trust_context(sys.version_info[:2], pip_version, cert, certifi)
@@ -3363,35 +3590,70 @@ def clock_skew(date_header):
         return None
 
 
+class Report:
+    """doctor's checks, in the order made, and the problems they found: (cause, fix), the first one the
+    verdict unless the connection names a cause of its own."""
+
+    def __init__(self, ui):
+        self.ui, self.checks, self.problems = ui, [], []
+
+    def check(self, name, status, text, problem=None, **data):
+        self.checks.append(dict(name=name, status=status, text=text, **data))
+        self.ui.step(name, status, text)
+        if problem:
+            self.problems.append(problem)
+
+
 def doctor(args, ui):
+    """Every check family in turn, then the verdict: the connection's cause first (it is what fails), then
+    a trusted-host that switches verification off, then the first problem any other check found."""
     s = take_survey(args)
-    report = {"checks": [], "verdict": None}
-    problems = []
-
-    def check(name, status, text, **data):
-        report["checks"].append(dict(name=name, status=status, text=text, **data))
-        ui.step(name, status, text)
-
+    report = Report(ui)
     ui.say("trustfix doctor {}: {} ({})".format(__version__, sys.executable, OS.name))
-    py = sys.version_info[:2]
-    pip_v, ts_v = s["pip"], s["truststore"]
-    uses_os = pip_uses_os_store(py, pip_v)
-    check("python", "ok", "Python {}, {}".format(s["python"]["version"], s["openssl"]))
-    if not pip_v:
-        check("pip", "problem", "no pip in this Python; fix: python bootstrap.py")
-        problems.append(("no pip is installed in this Python", "python bootstrap.py"))
-    else:
-        how = "uses the OS trust store (truststore) plus certifi" if uses_os else \
-            "checks certifi only ({})".format("Python < 3.10" if py < TRUSTSTORE_PYTHON else "pip < 24.2")
-        check("pip", "ok" if uses_os else "warning", "pip {}{}: {}".format(
-            pip_v, ", truststore " + ts_v if ts_v else "", how))
+    check_pip(report, s)
+    trusted = check_config(report, s)
+    check_environment(report)
+    check_certifi(report, s)
+    verdict, network_ok = check_tls(report, s)
+    bundle = bundle_check(s, network_ok=network_ok)
+    if bundle:
+        report.check("bundle", bundle[0], bundle[1], problem=bundle[2])
+    for status, text, data in pythons_report(s, network_ok):
+        report.check("pythons", status, text, **data)
+    if trusted and not verdict:
+        where, line = trusted[0]
+        verdict = ("pip verifies TLS, but {} sets {}: verification is off for those hosts".format(where, line),
+                   "remove that trusted-host line")
+    verdict = verdict or (report.problems[0] if report.problems else None)
+    result = {"ok": verdict is None, "cause": verdict[0] if verdict else "pip can reach {} with verified TLS".format(
+        s.index_url), "fix": verdict[1] if verdict else None}
+    ui.say("")
+    ui.say("Verdict: " + result["cause"] + ".")
+    if verdict:
+        ui.say("Fix:     " + verdict[1])
+    return (EXIT_OK if verdict is None else EXIT_FAILED), {"doctor": {"checks": report.checks, "verdict": result}}
 
-    # pip configuration, every source pip reads
-    trusted = []
-    for scope, path, sections, error in s["config_sources"]:
+
+def check_pip(report, s):
+    py = sys.version_info[:2]
+    report.check("python", "ok", "Python {}, {}".format(s.version, s.openssl))
+    if not s.pip:
+        report.check("pip", "problem", "no pip in this Python; fix: python bootstrap.py",
+                     problem=("no pip is installed in this Python", "python bootstrap.py"))
+        return
+    gap = os_store_gap(py, s.pip)
+    report.check("pip", "warning" if gap else "ok", "pip {}{}: {}".format(
+        s.pip, ", truststore " + s.truststore if s.truststore else "",
+        "checks certifi only: " + gap if gap else "uses the OS trust store (truststore) plus certifi"))
+
+
+def check_config(report, s):
+    """One check per pip configuration source that sets something; the trusted-host lines: [(where, line)]."""
+    trusted, any_set = [], False
+    for scope, path, sections, error in s.config_sources:
         if error:
-            check("config", "problem", error)
-            problems.append((error, "fix or move " + path))
+            report.check("config", "problem", error, problem=(error, "fix or move " + path))
+            any_set = True
             continue
         values = ["{}{} = {}".format("" if sec == "global" else "[" + sec + "] ", k, " ".join(v.split()))
                   for sec, kv in sorted((sections or {}).items()) for k, v in sorted(kv.items())]
@@ -3400,114 +3662,107 @@ def doctor(args, ui):
         where = "PIP_* variables" if scope == "env" else path
         bad = [v for v in values if "trusted-host" in v]
         trusted += [(where, v) for v in bad]
-        check("config", "problem" if bad else "ok", "{}: {}".format(where, "; ".join(values)))
-    if not any(r["name"] == "config" for r in report["checks"]):
-        check("config", "ok", "no pip configuration sets index, cert, proxy or trusted-host")
+        report.check("config", "problem" if bad else "ok", "{}: {}".format(where, "; ".join(values)))
+        any_set = True
+    if not any_set:
+        report.check("config", "ok", "no pip configuration sets index, cert, proxy or trusted-host")
+    return trusted
 
-    # environment variables that change TLS
-    env_bits = []
-    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "NO_PROXY", "PIP_CERT", "REQUESTS_CA_BUNDLE",
-                "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"):
+
+TLS_VARIABLES = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "NO_PROXY", "PIP_CERT", "REQUESTS_CA_BUNDLE",
+                 "CURL_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR")
+
+
+def check_environment(report):
+    """The environment variables that change TLS or the proxy; one that names a missing file is a problem."""
+    bits = []
+    for var in TLS_VARIABLES:
         value = os.environ.get(var)
         if not value:
             continue
         shown = redact(value)
         if var.endswith(("CERT", "BUNDLE", "FILE", "DIR")):
             if not os.path.exists(value):
-                check("env", "problem", "{}={} does not exist; unset it or fix the path".format(var, value))
-                problems.append(("{} points to a missing file".format(var), "unset {}".format(var)))
+                report.check("env", "problem", "{}={} does not exist; unset it or fix the path".format(var, value),
+                             problem=("{} points to a missing file".format(var), "unset {}".format(var)))
                 continue
             if os.path.isfile(value):
                 shown += " ({} certificates)".format(len(pem_certs(read_bytes(value))))
-        env_bits.append("{}={}".format(var, shown))
-    check("env", "ok", "; ".join(env_bits) if env_bits else "no proxy or CA variables set")
+        bits.append("{}={}".format(var, shown))
+    report.check("env", "ok", "; ".join(bits) if bits else "no proxy or CA variables set")
 
-    # certifi integrity and age
-    for path, expected in s["certifi_files"]:
-        edited = expected and sha256_file(path) != expected
-        m = re.search(r"(\d{4})\.(\d{1,2})\.(\d{1,2})", os.path.dirname(path) + " " + str(s["dists"].get("certifi", ("",))[0]))
+
+def check_certifi(report, s):
+    """Each certifi bundle pip may read: unchanged since it was installed (its RECORD), and its age."""
+    for path, expected in s.certifi_files:
+        m = re.search(r"(\d{4})\.(\d{1,2})\.(\d{1,2})", os.path.dirname(path) + " " + str(s.dists.get("certifi", ("",))[0]))
         age = ""
         if m:
             try:
                 age = ", {} days old".format((datetime.date.today() - datetime.date(*map(int, m.groups()))).days)
             except ValueError:
                 pass
-        if edited:
-            check("certifi", "problem", "{} was edited by hand (differs from its RECORD); reinstall it".format(path))
-            problems.append(("certifi's bundle {} was edited by hand".format(path), "reinstall that package, then python bootstrap.py"))
+        if expected and sha256_file(path) != expected:
+            report.check("certifi", "problem", "{} was edited by hand (differs from its RECORD); reinstall it".format(path),
+                         problem=("certifi's bundle {} was edited by hand".format(path),
+                                  "reinstall that package, then python bootstrap.py"))
         else:
-            check("certifi", "ok", "{} matches its RECORD{}".format(path, age))
+            report.check("certifi", "ok", "{} matches its RECORD{}".format(path, age))
 
-    # the connection, three ways plus pip's own view
-    certifi_ctx = ssl.create_default_context(cafile=s["certifi_files"][0][0]) if s["certifi_files"] else None
-    ctx, pip_view = pip_context(s, pip_v)
-    index = s["index_url"]
-    targets = [index] + (["https://{}/".format(FILES_HOST)] if urllib.parse.urlsplit(index).hostname == "pypi.org" else [])
-    verdict = None
+
+def check_tls(report, s):
+    """The connection to the index (and files.pythonhosted.org for pypi.org) three ways: certifi alone, the
+    OS store, and this pip's own anchors. (verdict or None, whether the network works)."""
+    py = sys.version_info[:2]
+    certifi_ctx = ssl.create_default_context(cafile=s.certifi_files[0][0]) if s.certifi_files else None
+    ctx, pip_view = pip_context(s, s.pip)
+    targets = [s.index_url] + (["https://{}/".format(FILES_HOST)] if host_of(s.index_url) == "pypi.org" else [])
+    verdict, network_ok = None, True
     for url in targets:
-        host = urllib.parse.urlsplit(url).hostname
-        results = {"certifi": tls_check(url, s["proxy"], certifi_ctx), "os": tls_check(url, s["proxy"], os_context())}
-        network = results["os"]["status"] in NETWORK_DOWN
-        results["pip"] = results["os"] if network else tls_check(url, s["proxy"], ctx)
+        host = host_of(url)
+        results = {"certifi": tls_probe(url, s.proxy, certifi_ctx, DOCTOR_TIMEOUT),
+                   "os": tls_probe(url, s.proxy, OS.os_context(), DOCTOR_TIMEOUT)}
+        network = not results["os"].reached
+        network_ok = network_ok and not network
+        results["pip"] = results["os"] if network else tls_probe(url, s.proxy, ctx, DOCTOR_TIMEOUT)
         summary = "{}{}: certifi {}, OS store {}, pip ({}) {}".format(
-            host, " via " + redact(s["proxy"]) if s["proxy"] else "",
-            results["certifi"]["status"], results["os"]["status"], pip_view, results["pip"]["status"])
-        status = "ok" if results["pip"]["status"] == "ok" else "problem"
-        check("tls", status, summary, results=results)
-        if status == "ok" or verdict:
+            host, " via " + redact(s.proxy) if s.proxy else "",
+            results["certifi"].status, results["os"].status, pip_view, results["pip"].status)
+        report.check("tls", "ok" if results["pip"].ok else "problem", summary,
+                     results={k: p.as_json() for k, p in results.items()})
+        if results["pip"].ok or verdict:
             continue
-        failed = results["pip"]
         if network:
-            verdict = network_verdict(failed, host, s["proxy"])
-            ui.detail(failed["detail"])
-            continue
-        presented = presented_issuer(url, s["proxy"])
-        issuer = presented["issuer"] if presented else "an unknown issuer"
-        if presented:
-            os_has = any(parse_cert(d)["subject"] == issuer for d in OS.os_roots() if d)
-            vendor = interceptor(issuer)
-            ui.detail("presented: {} issued by {}{}; the OS store {} that issuer".format(
-                presented["subject"], issuer, " (TLS interception by {})".format(vendor) if vendor else "",
-                "trusts" if os_has else "does NOT trust"))
-            skew = clock_skew(tls_check(url, s["proxy"], unverified_context()).get("date"))
-            if skew is not None and abs(skew) > 300:
-                ui.detail("this computer's clock is {:.0f} minutes {} the server's".format(
-                    abs(skew) / 60, "ahead of" if skew > 0 else "behind"))
+            verdict = network_problem(results["pip"], url, s.proxy, DOCTOR_TIMEOUT)
+            report.ui.detail(results["pip"].detail)
         else:
-            os_has, skew = False, None
-        verdict = tls_verdict(failed, host, issuer, os_has, results, py, pip_v, skew)
-    network_ok = not any(r["name"] == "tls" and r["results"]["os"]["status"] in NETWORK_DOWN for r in report["checks"])
-    bundle = bundle_check(s, network_ok=network_ok)
-    if bundle:
-        check("bundle", bundle[0], bundle[1])
-        if bundle[2]:
-            problems.append(bundle[2])
-    for status, text, data in pythons_report(s, network_ok):
-        check("pythons", status, text, **data)
-    if trusted and not verdict:
-        where, line = trusted[0]
-        verdict = ("pip verifies TLS, but {} sets {}: verification is off for those hosts".format(where, line),
-                   "remove that trusted-host line")
-    if not verdict and problems:
-        verdict = problems[0]
-    ok = verdict is None
-    report["verdict"] = {"ok": ok, "cause": verdict[0] if verdict else "pip can reach {} with verified TLS".format(index),
-                         "fix": verdict[1] if verdict else None}
-    ui.say("")
-    ui.say("Verdict: " + report["verdict"]["cause"] + ".")
-    if verdict:
-        ui.say("Fix:     " + verdict[1])
-    return (EXIT_OK if ok else EXIT_FAILED), {"doctor": report}
+            verdict = tls_cause(report, url, s, results, py)
+    return verdict, network_ok
 
 
-NETWORK_DOWN = ("proxy-auth", "dns", "refused", "timeout", "error")
+def tls_cause(report, url, s, results, py):
+    """(cause, fix) of a certificate that pip does not verify, from what the server presents."""
+    presented = presented_issuer(url, s.proxy)
+    issuer = presented["issuer"] if presented else "an unknown issuer"
+    os_has, skew = False, None
+    if presented:
+        os_has = any(parse_cert(d)["subject"] == issuer for d in OS.os_roots() if d)
+        vendor = interceptor(issuer)
+        report.ui.detail("presented: {} issued by {}{}; the OS store {} that issuer".format(
+            presented["subject"], issuer, " (TLS interception by {})".format(vendor) if vendor else "",
+            "trusts" if os_has else "does NOT trust"))
+        skew = clock_skew(tls_probe(url, s.proxy, unverified_context(), DOCTOR_TIMEOUT).date)
+        if skew is not None and abs(skew) > 300:
+            report.ui.detail("this computer's clock is {:.0f} minutes {} the server's".format(
+                abs(skew) / 60, "ahead of" if skew > 0 else "behind"))
+    return tls_verdict(results["pip"], host_of(url), issuer, os_has, results, py, s.pip, skew)
 
 
 def bundle_check(s, network_ok=True):
     """(status, text, problem or None) for the bundle this product wrote and `cert` names; None if none.
     Drift: a bundle older than the certifi pin shipped next to this script, or one that no longer holds
     the CA the index (the proxy) presents now: then only pips that use the OS store still work."""
-    path = config_value(s["config_sources"], "cert")[0]
+    path = config_value(s.config_sources, "cert")[0]
     contents = bundle_contents(path) if path else None
     if not contents:
         return None
@@ -3523,40 +3778,23 @@ def bundle_check(s, network_ok=True):
                 ("the CA bundle {} is older than the certifi pin shipped ({} < {})".format(path, version, pinned[-1]),
                  "python bootstrap.py   (refreshes the bundle)"))
     if network_ok:
-        index = s["index_url"]
-        host = urllib.parse.urlsplit(index).hostname
-        result = tls_check(index, s["proxy"], ssl.create_default_context(cafile=path))
-        if result["status"] == "untrusted":
-            presented = presented_issuer(index, s["proxy"])
+        index = s.index_url
+        host = host_of(index)
+        result = tls_probe(index, s.proxy, ssl.create_default_context(cafile=path), DOCTOR_TIMEOUT)
+        if result.status == "untrusted":
+            presented = presented_issuer(index, s.proxy)
             issuer = presented["issuer"] if presented else "an issuer that could not be read"
             return ("problem", "{}, lacks the CA {} presents now (issued by {}): pips that read only the bundle "
                     "(new venvs' older pips) fail".format(what, host, issuer),
                     ("the CA bundle {} lacks {}, which issues {}'s certificate now".format(path, issuer, host),
                      "get that root CA from IT and run: python bootstrap.py --ca-file CA.pem"))
-        if result["status"] == "ok":
+        if result.ok:
             return "ok", "{}, verifies {}".format(what, host), None
     return "ok", what, None
 
 
-def network_verdict(failed, host, proxy):
-    status = failed["status"]
-    if status == "proxy-auth":
-        return windows_login_advice(proxy, failed.get("schemes")) or (
-            "the proxy {} demands a login (HTTP 407)".format(redact(proxy)),
-            "set HTTPS_PROXY=http://USER:PASSWORD@host:port (ask IT for the proxy account)")
-    if status == "dns":
-        return ("{} cannot be resolved: no DNS or no network".format(proxy and urllib.parse.urlsplit(proxy).hostname or host),
-                "connect to the network (or VPN); behind a proxy, set HTTPS_PROXY")
-    if status == "refused":
-        return ("{} refused the connection".format(proxy or host), "check HTTPS_PROXY / the index URL, or the network")
-    if status == "timeout":
-        return ("{} does not answer ({})".format(proxy or host, failed["detail"]),
-                "check the network, VPN or HTTPS_PROXY; offline, use `python bootstrap.py --offline`")
-    return ("cannot reach {}: {}".format(host, failed["detail"]), "check the network and HTTPS_PROXY")
-
-
 def tls_verdict(failed, host, issuer, os_has, results, py, pip_v, skew):
-    status = failed["status"]
+    status = failed.status
     if skew is not None and abs(skew) > 300 and status in ("expired", "not-yet-valid", "untrusted"):
         return ("this computer's clock is off by {:.0f} minutes, so certificates look {}".format(
             abs(skew) / 60, "expired" if skew > 0 else "not yet valid"), "set the date and time correctly (automatic time)")
@@ -3567,17 +3805,17 @@ def tls_verdict(failed, host, issuer, os_has, results, py, pip_v, skew):
         return ("{}'s certificate (issued by {}) has expired".format(host, issuer),
                 "tell IT / the index's owner; do not switch verification off")
     if status == "wrong-host":
-        return ("the certificate presented for {} is for another host ({})".format(host, failed["detail"]),
+        return ("the certificate presented for {} is for another host ({})".format(host, failed.detail),
                 "check HTTPS_PROXY and DNS: something answers for {} that should not".format(host))
     vendor = interceptor(issuer)
     who = "{} ({})".format(issuer, "TLS interception by " + vendor) if vendor else issuer
-    if os_has or results["os"]["status"] == "ok":
-        if py < TRUSTSTORE_PYTHON:
-            return ("pip on Python {} checks only certifi, which lacks {}; the OS trusts it".format(vstr(py), who),
-                    "python bootstrap.py   (writes a CA bundle with that CA to pip's config)")
-        if not pip_v or vtuple(pip_v) < PIP_OS_STORE:
-            return ("pip {} is too old to use the OS trust store, which trusts {}".format(pip_v or "(none)", who),
-                    "python bootstrap.py   (installs pip >= 24.2 and truststore)")
+    if os_has or results["os"].ok:
+        gap = os_store_gap(py, pip_v)
+        if gap:
+            return ("pip checks only certifi, which lacks {}; the OS trusts it, but this pip cannot use the OS "
+                    "store: {}".format(who, gap), "python bootstrap.py   (" + (
+                        "writes a CA bundle with that CA to pip's config)" if py < TRUSTSTORE_PYTHON else
+                        "installs pip >= 24.2 and truststore)"))
         return ("pip's certificate settings (cert / REQUESTS_CA_BUNDLE) hide {}".format(who), "python bootstrap.py")
     return ("{} is signed by {}, which this computer does not trust".format(host, who),
             "get that root CA from IT and run: python bootstrap.py --ca-file CA.pem")

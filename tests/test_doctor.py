@@ -39,8 +39,8 @@ def test_old_pip_behind_the_proxy_with_the_corp_root_in_the_os_store_says_run_bo
     result = doctor(sb, python, copy_bundle(tmp_path / "bundle"))
     assert result.returncode == 1, result.stdout
     assert "Example Corp Interception" in result.stdout and "the OS store trusts that issuer" in result.stdout
-    assert "too old to use the OS trust store" in result.stdout
-    assert "Fix:     python bootstrap.py" in result.stdout
+    assert "this pip cannot use the OS store: pip 23." in result.stdout and "the OS store needs pip >= 24.2" in result.stdout
+    assert "Fix:     python bootstrap.py   (installs pip >= 24.2 and truststore)" in result.stdout
     assert len(result.stdout.splitlines()) <= 24                                   # one screen
 
 
@@ -50,6 +50,7 @@ def test_python_39_says_certifi_only_and_run_bootstrap(sandbox, proxy, tmp_path)
     result = doctor(sb, python, copy_bundle(tmp_path / "bundle"))
     assert result.returncode == 1
     assert "checks only certifi" in result.stdout and "python bootstrap.py" in result.stdout
+    assert "Python 3.9 (pip cannot use the OS store before 3.10)" in result.stdout
 
 
 def test_corp_root_missing_from_the_os_store_names_the_issuer_and_asks_for_it(sandbox, proxy, tmp_path):
