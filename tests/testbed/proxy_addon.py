@@ -1,11 +1,19 @@
 """mitmproxy addon for the test bed: pypi.org and files.pythonhosted.org go to the local index; every
-other host is refused (403), so no request ever leaves loopback."""
+other host is refused (403), so no request ever leaves loopback.
+
+TESTBED_EXTRA_ROUTES (optional) routes more hosts, each to its own loopback server:
+"github.com=127.0.0.1:PORT,registry.npmjs.org=127.0.0.1:PORT". Unset, only the index is routed."""
 import os
 
 from mitmproxy import http
 
-ROUTED = {"pypi.org", "files.pythonhosted.org"}
 INDEX = ("127.0.0.1", int(os.environ["TESTBED_INDEX_PORT"]))
+ROUTES = {"pypi.org": INDEX, "files.pythonhosted.org": INDEX}
+for _route in filter(None, os.environ.get("TESTBED_EXTRA_ROUTES", "").split(",")):
+    _host, _address = _route.split("=")
+    _ip, _port = _address.rsplit(":", 1)
+    ROUTES[_host.strip()] = (_ip.strip(), int(_port))
+ROUTED = set(ROUTES)
 
 
 class Router:
@@ -19,7 +27,7 @@ class Router:
 
     def server_connect(self, data):
         if data.server.address and data.server.address[0] in ROUTED:
-            data.server.address = INDEX
+            data.server.address = ROUTES[data.server.address[0]]
 
 
 addons = [Router()]
