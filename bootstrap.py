@@ -388,7 +388,9 @@ class UI:
 _PEM_CERT = re.compile(rb"-----BEGIN CERTIFICATE-----\s*([A-Za-z0-9+/=\s]+?)\s*-----END CERTIFICATE-----")
 _PEM_KEY = re.compile(rb"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED |OPENSSH )?PRIVATE KEY-----")
 _OID_NAMES = {b"\x55\x04\x03": "CN", b"\x55\x04\x0a": "O", b"\x55\x04\x0b": "OU", b"\x55\x04\x06": "C"}
-_OID_BASIC_CONSTRAINTS = b"\x55\x1d\x13"
+_OID_BASIC_CONSTRAINTS, _OID_KEY_USAGE, _OID_SAN = b"\x55\x1d\x13", b"\x55\x1d\x0f", b"\x55\x1d\x11"
+_OID_EKU, _OID_AKI = b"\x55\x1d\x25", b"\x55\x1d\x23"
+_OID_SERVER_AUTH = b"\x2b\x06\x01\x05\x05\x07\x03\x01"         # 1.3.6.1.5.5.7.3.1, id-kp-serverAuth
 
 
 def _der(data, pos):
@@ -453,15 +455,10 @@ def parse_cert(der):
     issuer, validity, subject = tbs[2], tbs[3], tbs[4]
     (t1, b1, e1), (t2, b2, e2) = list(_der_items(der, validity[1], validity[2]))
     is_ca = False
-    for tag, xs, xe in tbs[6:]:
-        if tag != 0xA3:
-            continue
-        for _, es, ee in _der_items(der, *_der(der, xs)[1:]):
-            fields = list(_der_items(der, es, ee))
-            if der[fields[0][1]:fields[0][2]] == _OID_BASIC_CONSTRAINTS:
-                value = fields[-1]                               # OCTET STRING holding the SEQUENCE
-                inner = list(_der_items(der, *_der(der, value[1])[1:]))
-                is_ca = bool(inner) and inner[0][0] == 0x01 and der[inner[0][1]] != 0
+    basic = cert_extensions(der).get(_OID_BASIC_CONSTRAINTS)
+    if basic:                                                  # SEQUENCE { BOOLEAN cA, ... }
+        inner = list(_der_items(basic[1], *_der(basic[1], 0)[1:]))
+        is_ca = bool(inner) and inner[0][0] == 0x01 and basic[1][inner[0][1]] != 0
     return {
         "subject": _der_name(der, subject[1], subject[2]) or "(no name)",
         "issuer": _der_name(der, issuer[1], issuer[2]) or "(no name)",
@@ -472,6 +469,58 @@ def parse_cert(der):
         "version": version,
         "sha256": hashlib.sha256(der).hexdigest(),
     }
+
+
+def cert_extensions(der):
+    """{OID (DER content bytes): (critical, value)} of a certificate's extensions; value is the content of
+    the extension's OCTET STRING (itself DER)."""
+    _, cs, ce = _der(der, 0)
+    out = {}
+    for tag, xs, xe in _der_items(der, *_der(der, cs)[1:]):
+        if tag != 0xA3:                                        # [3] EXPLICIT Extensions, the last of TBS
+            continue
+        for _, es, ee in _der_items(der, *_der(der, xs)[1:]):
+            fields = list(_der_items(der, es, ee))             # OID, [BOOLEAN critical], OCTET STRING
+            critical = len(fields) == 3 and fields[1][0] == 0x01 and der[fields[1][1]] != 0
+            out[der[fields[0][1]:fields[0][2]]] = (critical, der[fields[-1][1]:fields[-1][2]])
+    return out
+
+
+def strict_defects(der):
+    """What OpenSSL's X.509 strict mode refuses in a certificate (Python 3.13's ssl.create_default_context()
+    turns it on, and urllib3 >= 2.4 on 3.13, httpx): a CA whose basicConstraints is not critical or that has
+    no keyUsage, a certificate a CA issued without an Authority Key Identifier. [] when none."""
+    info, ext = parse_cert(der), cert_extensions(der)
+    out = []
+    if info["is_ca"]:
+        if not ext[_OID_BASIC_CONSTRAINTS][0]:
+            out.append("its basicConstraints is not marked critical")
+        if _OID_KEY_USAGE not in ext:
+            out.append("it has no keyUsage extension")
+    if not info["self_signed"] and _OID_AKI not in ext:
+        out.append("it has no Authority Key Identifier")
+    return out
+
+
+APPLE_MAX_DAYS = 825
+
+
+def apple_defects(der):
+    """What macOS (the Security framework, which truststore uses there) refuses in a server certificate even
+    from a trusted private CA (Apple HT210176): more than 825 days of validity, no serverAuth extended key
+    usage, no subjectAltName. [] when none."""
+    info, ext = parse_cert(der), cert_extensions(der)
+    out = []
+    days = (info["not_after"] - info["not_before"]).days
+    if days > APPLE_MAX_DAYS:
+        out.append("it is valid for {} days (Apple allows {})".format(days, APPLE_MAX_DAYS))
+    if _OID_EKU not in ext:
+        out.append("it has no extended key usage (Apple requires serverAuth)")
+    elif _OID_SERVER_AUTH not in ext[_OID_EKU][1]:
+        out.append("its extended key usage lacks serverAuth")
+    if _OID_SAN not in ext:
+        out.append("it has no subjectAltName (Apple requires the host name there)")
+    return out
 
 
 def fingerprint(hexdigest):
@@ -681,6 +730,7 @@ def find_wheel(folder, pin):
 #   valid_ca_record(record) -> bool       is_anchor_path(path) -> bool (a journal names only what add_ca makes)
 #   is_admin() -> bool                    lock_down(folder): writable by administrators only
 #   owners_matter: POSIX owners and modes (check_private, RunLock)    try_lock(fd) -> bool
+#   hiding_variables() -> [(name, value)] that replace the OS store for truststore (SSL_CERT_FILE on Linux)
 #   user_scheme() -> sysconfig scheme of --user installs   scratch_dir() -> folder for temporary files or None
 # --------------------------------------------------------------------------------------------------
 
@@ -692,6 +742,10 @@ def _xdg(var, default):
 class _Posix:
     """What Linux and macOS do alike."""
     owners_matter = True
+
+    @staticmethod
+    def hiding_variables():
+        return []                 # truststore asks the Security framework (macOS), CryptoAPI (Windows)
 
     @staticmethod
     def is_admin():
@@ -741,12 +795,47 @@ class _Linux(_Posix):
 
     @staticmethod
     def os_roots():
-        path = _Linux.os_store_file()
-        return pem_certs(read_bytes(path)) if path else []
+        """Every root OpenSSL (and truststore) trusts here: its file and its hashed folder, as they look them up."""
+        paths = ssl.get_default_verify_paths()
+        return _Linux.store_roots(_Linux.os_store_file(), os.environ.get(paths.openssl_capath_env) or paths.openssl_capath)
+
+    @staticmethod
+    def store_roots(cafile, capath):
+        """The certificates of a CA file and of the hashed files (<hash>.<n>, `openssl rehash`) of a folder."""
+        ders, seen = [], set()
+        files = [cafile] if cafile else []
+        try:
+            files += [os.path.join(capath, n) for n in sorted(os.listdir(capath)) if re.match(r"^[0-9a-f]{8}\.\d+$", n)]
+        except (OSError, TypeError):
+            pass
+        for path in files:
+            try:
+                found = pem_certs(read_bytes(path))
+            except OSError:
+                continue
+            for der in found:
+                if der not in seen:
+                    seen.add(der)
+                    ders.append(der)
+        return ders
+
+    @staticmethod
+    def hiding_variables():
+        """The variables that replace the OS store for OpenSSL (and so truststore, and pip): [(name, value)]."""
+        paths = ssl.get_default_verify_paths()
+        return [(var, os.environ[var]) for var in (paths.openssl_cafile_env, paths.openssl_capath_env)
+                if os.environ.get(var)]
+
+    @staticmethod
+    def machine_roots():
+        """The roots of the machine's own store, as OpenSSL finds them when no variable names others."""
+        paths = ssl.get_default_verify_paths()
+        cafile = next((c for c in (paths.openssl_cafile,) + _Linux.bundles if c and os.path.isfile(c)), None)
+        return _Linux.store_roots(cafile, paths.openssl_capath)
 
     @staticmethod
     def os_context():
-        return ssl.create_default_context()                   # OpenSSL's file and folder, as truststore's
+        return pip_verifier()                             # OpenSSL's file and folder, as truststore's
 
     @staticmethod
     def config_paths():
@@ -825,7 +914,7 @@ class _MacOS(_Posix):
     def os_context():
         """The keychains' roots: OpenSSL on macOS reads none of them (truststore asks the Security framework)."""
         roots = _MacOS.os_roots()
-        return ssl.create_default_context(cadata="".join(der_to_pem(d) for d in roots)) if roots else None
+        return pip_verifier(cadata="".join(der_to_pem(d) for d in roots)) if roots else None
 
     @staticmethod
     def config_paths():
@@ -875,6 +964,7 @@ class _MacOS(_Posix):
 class _Windows:
     name = "Windows"
     owners_matter = False          # ACLs: %LOCALAPPDATA% is per user; ProgramData's folder is locked down
+    hiding_variables = staticmethod(_Posix.hiding_variables)
 
     @staticmethod
     def os_roots():
@@ -887,7 +977,7 @@ class _Windows:
 
     @staticmethod
     def os_context():
-        return ssl.create_default_context()                   # loads the ROOT and CA stores
+        return pip_verifier()                             # loads the ROOT and CA stores
 
     @staticmethod
     def config_paths():
@@ -1326,8 +1416,25 @@ class Probe:
         return "Probe({!r}, {!r})".format(self.status, self.detail)
 
 
+def pip_verifier(cafile=None, cadata=None):
+    """An SSLContext that verifies as pip does: ssl.create_default_context() (the OS store when no anchors
+    are given) without the two flags Python 3.13 added to it, VERIFY_X509_STRICT and VERIFY_X509_PARTIAL_CHAIN,
+    which pip's verifiers do not set (truststore's inner SSLContext, urllib3 1.26's). Every probe of bootstrap.py
+    uses it, so it judges the index as the pip it leaves behind will (a 2014 Zscaler root passes pip and fails
+    the stdlib on 3.13); nothing the product leaves behind is changed by it. strict_view() is the stdlib's view."""
+    ctx = ssl.create_default_context(cafile=cafile, cadata=cadata)
+    ctx.verify_flags &= ~(getattr(ssl, "VERIFY_X509_STRICT", 0) | getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0))
+    return ctx
+
+
+def strict_view():
+    """The verification of urllib and http.client, and of requests (urllib3 >= 2.4) and httpx, on this Python:
+    ssl.create_default_context() as it is (X.509 strict mode from Python 3.13)."""
+    return ssl.create_default_context()
+
+
 def cadata_context(pem_bytes):
-    return ssl.create_default_context(cadata=pem_bytes.decode("ascii", "replace"))
+    return pip_verifier(cadata=pem_bytes.decode("ascii", "replace"))
 
 
 def unverified_context():
@@ -1484,6 +1591,79 @@ def tls_probe(url, proxy, context, timeout=None):
         return failure_of(e, proxy, host, port, timeout)
 
 
+def named_in(name, ders):
+    """Whether a certificate with that subject is among ders."""
+    for der in ders:
+        try:
+            if parse_cert(der)["subject"] == name:
+                return True
+        except (ValueError, IndexError):
+            continue
+    return False
+
+
+def hidden_by_variable(issuer):
+    """[(name, value)] of the variables (SSL_CERT_FILE, SSL_CERT_DIR) that hide the issuer from OpenSSL and
+    truststore, which the machine's own store has; None when none does."""
+    variables = OS.hiding_variables()
+    if not variables or not issuer or named_in(issuer, OS.os_roots()):
+        return None
+    return variables if named_in(issuer, OS.machine_roots()) else None
+
+
+def hidden_by_variable_advice(found, issuer):
+    names = " and ".join(name for name, _ in found)
+    return ("{} replace{} this computer's trust store for OpenSSL and truststore (so pip), and lack{} {}, which the "
+            "store has".format(" and ".join("{}={}".format(n, v) for n, v in found), "" if len(found) > 1 else "s",
+                               "" if len(found) > 1 else "s", issuer),
+            "unset {0} where {1} set (a shell profile, conda's activation scripts: grep -rn SSL_CERT_ ~/.bashrc "
+            "~/.profile ~/.zshrc ~/.conda), open a new terminal and run bootstrap.py again".format(
+                names, "they are" if len(found) > 1 else "it is"))
+
+
+def organisation(name):
+    """The O= of a name as parse_cert writes it ('CN=x, O=y'); None without one."""
+    m = re.search(r"(?:^|, )O=([^,]+)", name or "")
+    return m.group(1) if m else None
+
+
+def incomplete_chain_advice(host, incomplete):
+    issuer, root = incomplete
+    return ("{}'s certificate is issued by {}, an intermediate CA the proxy does not send with it; OpenSSL does "
+            "not fetch missing intermediates, so nothing traces it to {}, which this computer trusts".format(
+                host, issuer, root),
+            "IT configures the proxy to send its intermediate CA with its certificate; until then get both CA "
+            "files from IT and run: python bootstrap.py --ca-file intermediate.pem --ca-file root.pem")
+
+
+def certificate_findings(chain):
+    """What the certificates a server presents (leaf first) break, beyond plain trust: {"strict": [(which, defect)],
+    "apple": [defect], "incomplete": (missing intermediate, the trusted root it probably hangs from) or None}.
+    The root behind the chain is looked up in the OS store (it is not sent)."""
+    found = {"strict": [], "apple": [], "incomplete": None}
+    try:
+        roots, infos = OS.os_roots(), [parse_cert(der) for der in chain]
+    except (ValueError, IndexError):
+        infos = []
+    if not infos:
+        return found
+    top = infos[-1]
+    behind = [d for d in roots if not top["self_signed"] and named_in(top["issuer"], [d])]
+    if not top["self_signed"] and not behind:
+        # an issuer neither sent nor trusted: an intermediate the proxy leaves out when a root of the same
+        # organisation is trusted here (interception CAs keep their O= from root to issuing CA)
+        org = organisation(top["issuer"])
+        same = [i["subject"] for i in map(parse_cert, roots) if org and organisation(i["subject"]) == org]
+        if same:
+            found["incomplete"] = (top["issuer"], same[0])
+    for i, (der, info) in enumerate(list(zip(chain, infos)) + [(d, parse_cert(d)) for d in behind[:1]]):
+        which = "the proxy's certificate ({})".format(info["subject"]) if i == 0 else \
+            "the root {}".format(info["subject"]) if info["self_signed"] else "the intermediate {}".format(info["subject"])
+        found["strict"] += [(which, defect) for defect in strict_defects(der)]
+    found["apple"] = apple_defects(chain[0])
+    return found
+
+
 def probe_index(url, proxy, contexts, timeout=None):
     """tls_probe url with each (label, context) in turn: {label: Probe}; stops at the first that does not
     reach it (the network itself fails: the next anchors would fail the same way)."""
@@ -1539,17 +1719,31 @@ def http_get(url, context, proxy, accept="*/*", limit=64 << 20):
         raise NetworkError("{}; {}.".format(*network_problem(probe, url, proxy)), probe.status)
 
 
+def presented_chain(url, proxy):
+    """The certificates the server (or an intercepting proxy) presents, as sent, leaf first: [DER]; []
+    when they cannot be read. Only the leaf before Python 3.10 (no API for the rest)."""
+    parts = urllib.parse.urlsplit(url)
+    try:
+        conn = https_connection(parts.hostname, parts.port or 443, proxy, unverified_context(), TIMEOUT)
+        try:
+            conn.connect()
+            sock = conn.sock
+            getter = getattr(sock, "get_unverified_chain", None) or \
+                getattr(getattr(sock, "_sslobj", None), "get_unverified_chain", None)        # 3.10 to 3.12
+            chain = [c if isinstance(c, bytes) else c.public_bytes(2) for c in (getter() if getter else None) or []]
+            return chain or [sock.getpeercert(True)]                                      # 2: ENCODING_DER
+        finally:
+            conn.close()
+    except Exception:                                         # diagnostics only: never fail on it
+        return []
+
+
 def presented_issuer(url, proxy):
     """Who signed the certificate the server (or an intercepting proxy) presents: a parse_cert dict."""
-    parts = urllib.parse.urlsplit(url)
-    host, port = parts.hostname, parts.port or 443
+    chain = presented_chain(url, proxy)
     try:
-        conn = https_connection(host, port, proxy, unverified_context(), TIMEOUT)
-        conn.connect()
-        der = conn.sock.getpeercert(True)
-        conn.close()
-        return parse_cert(der)
-    except Exception:                                         # diagnostics only: never fail on it
+        return parse_cert(chain[0]) if chain else None
+    except (ValueError, IndexError):
         return None
 
 
@@ -2496,10 +2690,10 @@ def refuse_untrustable(plan, s, py):
         if ctx is not None:
             ctx.load_verify_locations(cadata=pem)
         else:
-            ctx = ssl.create_default_context(cadata=pem)
+            ctx = pip_verifier(cadata=pem)
         verdict = probe_index(s.index_url, s.proxy, [("planned", ctx)])["planned"]
         if uses_os and not verdict.untrusted:
-            alone = probe_index(s.index_url, s.proxy, [("bundle", ssl.create_default_context(cadata=pem))])
+            alone = probe_index(s.index_url, s.proxy, [("bundle", pip_verifier(cadata=pem))])
             if alone["bundle"].untrusted:
                 plan.notes.append("the CA(s) for the bundle ({}) do not verify {} ({}): this pip works through "
                                   "the OS store, but pips that read only the bundle (new venvs' older pips) will "
@@ -2508,6 +2702,13 @@ def refuse_untrustable(plan, s, py):
         if not verdict.untrusted:
             return
     issuer = (plan.issuer or {}).get("issuer") or "an issuer that could not be read"
+    hidden = hidden_by_variable(issuer)
+    if hidden:
+        raise Failure("{}; nothing was changed. Fix: {}.".format(*hidden_by_variable_advice(hidden, issuer)))
+    incomplete = certificate_findings(presented_chain(s.index_url, s.proxy))["incomplete"]
+    if incomplete and not any(i["subject"] == incomplete[0] for _, i in plan.given):
+        raise (BadInput if plan.given else Failure)("{}; nothing was changed. Fix: {}.".format(
+            *incomplete_chain_advice(host, incomplete)))
     if plan.given:
         raise BadInput("the CA(s) given ({}) do not verify {}, whose certificate is issued by {}; nothing was "
                        "changed. Ask IT for the root CA that issued it and pass that with --ca-file.".format(
@@ -2637,7 +2838,7 @@ def root_behind_chain(candidates, url, proxy):
     all candidates at once first, then halves, so about log2(n) handshakes. [] if none verifies."""
     def verifies(group):
         pem = "".join(der_to_pem(d) for d, _ in group)
-        return tls_probe(url, proxy, ssl.create_default_context(cadata=pem)).ok
+        return tls_probe(url, proxy, pip_verifier(cadata=pem)).ok
     if not candidates or not verifies(candidates):
         return []
     group = candidates
@@ -3076,7 +3277,7 @@ def trust_context(py, pip_version, cert, certifi):
     if cert and not os.path.exists(cert):
         return None, "cert {} does not exist (pip crashes)".format(cert)
     if pip_uses_os_store(py, pip_version):
-        ctx = OS.os_context() or ssl.create_default_context()        # the same view as install's (refuse_untrustable)
+        ctx = OS.os_context() or pip_verifier()        # the same view as install's (refuse_untrustable)
         for extra in (certifi, cert):
             if extra:
                 ctx.load_verify_locations(extra)
@@ -3084,7 +3285,7 @@ def trust_context(py, pip_version, cert, certifi):
     anchors = cert or certifi
     if not anchors:
         return None, "its CA bundle was not found"
-    return ssl.create_default_context(cafile=anchors), "cert {} (replaces certifi)".format(cert) if cert else "certifi only"
+    return pip_verifier(cafile=anchors), "cert {} (replaces certifi)".format(cert) if cert else "certifi only"
 
 
 def cert_for_prefix(s, prefix):
@@ -3595,7 +3796,7 @@ class Report:
     verdict unless the connection names a cause of its own."""
 
     def __init__(self, ui):
-        self.ui, self.checks, self.problems = ui, [], []
+        self.ui, self.checks, self.problems, self.also = ui, [], [], []
 
     def check(self, name, status, text, problem=None, **data):
         self.checks.append(dict(name=name, status=status, text=text, **data))
@@ -3627,10 +3828,15 @@ def doctor(args, ui):
     verdict = verdict or (report.problems[0] if report.problems else None)
     result = {"ok": verdict is None, "cause": verdict[0] if verdict else "pip can reach {} with verified TLS".format(
         s.index_url), "fix": verdict[1] if verdict else None}
+    if report.also:
+        result["also"] = [{"cause": cause, "fix": fix} for cause, fix in report.also]
     ui.say("")
     ui.say("Verdict: " + result["cause"] + ".")
     if verdict:
         ui.say("Fix:     " + verdict[1])
+    for cause, fix in report.also:                  # what fails elsewhere, though pip works here
+        ui.say("Also:    " + cause + ".")
+        ui.say("  fix:   " + fix)
     return (EXIT_OK if verdict is None else EXIT_FAILED), {"doctor": {"checks": report.checks, "verdict": result}}
 
 
@@ -3714,7 +3920,7 @@ def check_tls(report, s):
     """The connection to the index (and files.pythonhosted.org for pypi.org) three ways: certifi alone, the
     OS store, and this pip's own anchors. (verdict or None, whether the network works)."""
     py = sys.version_info[:2]
-    certifi_ctx = ssl.create_default_context(cafile=s.certifi_files[0][0]) if s.certifi_files else None
+    certifi_ctx = pip_verifier(cafile=s.certifi_files[0][0]) if s.certifi_files else None
     ctx, pip_view = pip_context(s, s.pip)
     targets = [s.index_url] + (["https://{}/".format(FILES_HOST)] if host_of(s.index_url) == "pypi.org" else [])
     verdict, network_ok = None, True
@@ -3730,20 +3936,84 @@ def check_tls(report, s):
             results["certifi"].status, results["os"].status, pip_view, results["pip"].status)
         report.check("tls", "ok" if results["pip"].ok else "problem", summary,
                      results={k: p.as_json() for k, p in results.items()})
+        findings = None
+        if not network and url == s.index_url:
+            findings = certificate_findings(presented_chain(url, s.proxy))
+            check_certificate(report, host, findings)
+            check_clients(report, s, url, results)
         if results["pip"].ok or verdict:
             continue
         if network:
             verdict = network_problem(results["pip"], url, s.proxy, DOCTOR_TIMEOUT)
             report.ui.detail(results["pip"].detail)
         else:
-            verdict = tls_cause(report, url, s, results, py)
+            verdict = tls_cause(report, url, s, results, py, findings)
     return verdict, network_ok
 
 
-def tls_cause(report, url, s, results, py):
-    """(cause, fix) of a certificate that pip does not verify, from what the server presents."""
+def check_certificate(report, host, findings):
+    """The presented certificates against the rules other verifiers apply: Python 3.13's strict X.509 checks
+    and Apple's (macOS), each a warning with its cause when broken; nothing when they pass."""
+    if findings["strict"]:
+        what = "; ".join("{}: {}".format(which, defect) for which, defect in findings["strict"])
+        cause = "{}: Python 3.13's strict certificate checks (urllib, requests with urllib3 >= 2.4, httpx) reject " \
+                "it, pip through truststore accepts it".format(what)
+        report.check("certificate", "warning", cause)
+        report.also.append((cause, "IT reissues it with basicConstraints critical and keyUsage on CAs and an Authority "
+                            "Key Identifier on what they issue; until then pip works here, and so does code on Python "
+                            "3.12 or older, or with truststore (truststore.inject_into_ssl())"))
+    if findings["apple"]:
+        cause = "the proxy's certificate for {}: {}: macOS rejects it, even from a trusted company CA (Apple's rules, " \
+                "HT210176), so pip through truststore fails there".format(host, "; ".join(findings["apple"]))
+        report.check("certificate", "warning", cause)
+        report.also.append((cause, "IT makes the proxy issue certificates valid at most {} days, with the serverAuth "
+                            "extended key usage and the host name in subjectAltName".format(APPLE_MAX_DAYS)))
+    if not (findings["strict"] or findings["apple"]):
+        report.check("certificate", "ok", "what {} presents passes Python 3.13's strict checks and Apple's rules".format(host))
+
+
+def check_clients(report, s, url, results):
+    """One line per other client the developer uses, each verifying its own way: urllib (the OS store, strict
+    on 3.13), requests and httpx (certifi's roots, strict on 3.13), uv when it is installed."""
+    py = vstr(sys.version_info[:2])
+    strict = " X.509 strict" if getattr(ssl, "VERIFY_X509_STRICT", 0) & ssl.create_default_context().verify_flags else ""
+    certifi = s.certifi_files[-1][0] if s.certifi_files else None
+    views = [("urllib on Python {}".format(py), "OS store" + strict, strict_view()),
+             ("requests, httpx on Python {}".format(py), "certifi" + strict,
+              ssl.create_default_context(cafile=certifi) if certifi else None)]
+    uv = shutil.which("uv")
+    if uv:
+        native = bool(env_flag("UV_NATIVE_TLS") or env_flag("UV_SYSTEM_CERTS")) or uv_uses_system_certs()
+        views.append(("uv ({})".format(uv), "the OS store (system-certs)" if native else
+                      "its own copy of Mozilla's roots", pip_verifier() if native else
+                      pip_verifier(cafile=certifi) if certifi else None))
+    for name, how, ctx in views:
+        probe = tls_probe(url, s.proxy, ctx, DOCTOR_TIMEOUT)
+        report.check("clients", "ok" if probe.ok else "warning", "{} ({}): {}".format(
+            name, how, "reaches " + host_of(url) if probe.ok else "FAILS: " + probe.detail))
+
+
+def uv_uses_system_certs():
+    """Whether the user's uv.toml turns on the OS store (system-certs, or native-tls before uv's rename)."""
+    path = os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "uv", "uv.toml") if OS.owners_matter else \
+        os.path.join(os.environ.get("APPDATA") or "", "uv", "uv.toml")
+    try:
+        text = read_bytes(path).decode("utf-8", "replace")
+    except OSError:
+        return False
+    return bool(re.search(r"(?m)^\s*(system-certs|native-tls)\s*=\s*true\b", text))
+
+
+def tls_cause(report, url, s, results, py, findings=None):
+    """(cause, fix) of a certificate that pip does not verify, from what the server presents: a variable that
+    hides the OS store, an intermediate the proxy leaves out, else what tls_verdict makes of it."""
     presented = presented_issuer(url, s.proxy)
     issuer = presented["issuer"] if presented else "an unknown issuer"
+    hidden = hidden_by_variable(presented and issuer)
+    if hidden:
+        return hidden_by_variable_advice(hidden, issuer)
+    if findings and findings["incomplete"] and (results["pip"].untrusted or results["os"].untrusted):
+        return incomplete_chain_advice(host_of(url), findings["incomplete"])
     os_has, skew = False, None
     if presented:
         os_has = any(parse_cert(d)["subject"] == issuer for d in OS.os_roots() if d)
@@ -3780,7 +4050,7 @@ def bundle_check(s, network_ok=True):
     if network_ok:
         index = s.index_url
         host = host_of(index)
-        result = tls_probe(index, s.proxy, ssl.create_default_context(cafile=path), DOCTOR_TIMEOUT)
+        result = tls_probe(index, s.proxy, pip_verifier(cafile=path), DOCTOR_TIMEOUT)
         if result.status == "untrusted":
             presented = presented_issuer(index, s.proxy)
             issuer = presented["issuer"] if presented else "an issuer that could not be read"
