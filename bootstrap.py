@@ -69,6 +69,7 @@ import urllib.parse
 __version__ = "0.1.0"
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PROC_VERSION = "/proc/version"
 DEFAULT_INDEX = "https://pypi.org/simple"
 FILES_HOST = "files.pythonhosted.org"
 def env_seconds(name, default):
@@ -732,6 +733,7 @@ def find_wheel(folder, pin):
 #   owners_matter: POSIX owners and modes (check_private, RunLock)    try_lock(fd) -> bool
 #   hiding_variables() -> [(name, value)] that replace the OS store for truststore (SSL_CERT_FILE on Linux)
 #   user_scheme() -> sysconfig scheme of --user installs   scratch_dir() -> folder for temporary files or None
+#   read_proxy_settings(run) -> (source, {pac, proxy, auto_detect} or None)   proc_version() -> text (WSL)
 # --------------------------------------------------------------------------------------------------
 
 def _xdg(var, default):
@@ -742,6 +744,10 @@ def _xdg(var, default):
 class _Posix:
     """What Linux and macOS do alike."""
     owners_matter = True
+
+    @staticmethod
+    def proc_version():
+        return ""                                                 # no WSL but on Linux
 
     @staticmethod
     def hiding_variables():
@@ -877,6 +883,18 @@ class _Linux(_Posix):
             _Linux.is_anchor_path(str(record.get("path"))) and record.get("command") in [c for _, c in _Linux.anchors]
 
     @staticmethod
+    def read_proxy_settings(run):
+        return SOURCE_GNOME, read_gsettings(run)
+
+    @staticmethod
+    def proc_version():
+        """The kernel's own description (/proc/version; WSL's names Microsoft), or ''."""
+        try:
+            return read_bytes(PROC_VERSION).decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    @staticmethod
     def scratch_dir():
         """/dev/shm (memory) unless TMPDIR (or TEMP, TMP) names a folder: the installer's ~500 unpacked
         files cost a fraction there of what creating them costs on a disk (0.05 s against 0.2-0.8 s here)."""
@@ -957,6 +975,10 @@ class _MacOS(_Posix):
         return "osx_framework_user" if sysconfig.get_config_var("PYTHONFRAMEWORK") else "posix_user"
 
     @staticmethod
+    def read_proxy_settings(run):
+        return SOURCE_MACOS, read_scutil_proxy(run)
+
+    @staticmethod
     def scratch_dir():
         return None                                               # $TMPDIR, on the system disk (APFS)
 
@@ -964,7 +986,7 @@ class _MacOS(_Posix):
 class _Windows:
     name = "Windows"
     owners_matter = False          # ACLs: %LOCALAPPDATA% is per user; ProgramData's folder is locked down
-    hiding_variables = staticmethod(_Posix.hiding_variables)
+    hiding_variables, proc_version = staticmethod(_Posix.hiding_variables), staticmethod(_Posix.proc_version)
 
     @staticmethod
     def os_roots():
@@ -1050,6 +1072,10 @@ class _Windows:
     @staticmethod
     def user_scheme():
         return "nt_user"
+
+    @staticmethod
+    def read_proxy_settings(run):
+        return SOURCE_WINDOWS, read_reg_internet_settings(run)
 
     @staticmethod
     def scratch_dir():
@@ -3750,6 +3776,221 @@ def main(argv=None):
 
 
 # --------------------------------------------------------------------------------------------------
+# Proxy settings the OS has and pip does not read (PAC, WPAD, a manual proxy), and WSL: parsers of the
+# tools' outputs (no I/O) and their readers, which run the tool through an injected run(cmd)
+# --------------------------------------------------------------------------------------------------
+
+REG_INTERNET_SETTINGS = r"HKCU\Software\Microsoft\Windows\CurrentVersion\Internet Settings"
+SOURCE_WINDOWS = "Windows Internet Settings"
+SOURCE_MACOS = "macOS network settings (scutil --proxy)"
+SOURCE_GNOME = "GNOME proxy settings"
+WPAD_URL = "http://wpad/wpad.dat"                   # where WPAD by DNS looks first (wpad.<domain>)
+
+_REG_VALUE = re.compile(r"^ {4}(\S.*?) {4}(REG_[A-Z0-9_]+)(?: {4}(.*))?$")
+
+
+def _host_port(value):
+    """The host:port of a proxy value, without a scheme or a trailing slash; None when empty."""
+    value = (value or "").strip()
+    if "://" in value:
+        value = value.split("://", 1)[1]
+    value = value.rstrip("/")
+    return value or None
+
+
+def _windows_proxy_server(value):
+    """The proxy WinINet uses for https from a ProxyServer value: "https=" of a per-scheme list, else the
+    plain value; None when a per-scheme list names no https proxy (https then goes direct)."""
+    value = (value or "").strip()
+    if "=" not in value:
+        return _host_port(value.split(";")[0])
+    for part in value.split(";"):
+        scheme, _, server = part.partition("=")
+        if scheme.strip().lower() == "https":
+            return _host_port(server)
+    return None
+
+
+def parse_reg_internet_settings(text):
+    """{"pac", "proxy", "auto_detect"} from `reg query "HKCU\\...\\Internet Settings"` output."""
+    values = {}
+    for line in (text or "").splitlines():
+        line = line.rstrip("\r")
+        found = _REG_VALUE.match(line)
+        if found and found.group(1).lower() not in values:
+            values[found.group(1).lower()] = (found.group(2), (found.group(3) or "").strip())
+
+    def dword(name):
+        kind, data = values.get(name, (None, None))
+        if kind != "REG_DWORD":
+            return None
+        try:
+            return int(data, 16)
+        except ValueError:
+            return None
+
+    pac = values.get("autoconfigurl", (None, ""))[1] or None
+    proxy = None
+    if dword("proxyenable") == 1:
+        proxy = _windows_proxy_server(values.get("proxyserver", (None, ""))[1])
+    detect = dword("autodetect")
+    return {"pac": pac, "proxy": proxy, "auto_detect": None if detect is None else bool(detect)}
+
+
+def _scutil_top_level(text):
+    """{key: value} of the top-level scalar keys of `scutil --proxy` output (nested dictionaries skipped)."""
+    keys, depth = {}, 0
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if line == "}":
+            depth -= 1
+            continue
+        opens = line.endswith("{")
+        if depth == 1 and " : " in line and not opens:
+            key, _, value = line.partition(" : ")
+            keys.setdefault(key.strip(), value.strip())
+        if opens:
+            depth += 1
+    return keys
+
+
+def parse_scutil_proxy(text):
+    """{"pac", "proxy", "auto_detect"} from `scutil --proxy` output (top-level keys only)."""
+    keys = _scutil_top_level(text)
+    pac = None
+    if keys.get("ProxyAutoConfigEnable") == "1":
+        pac = keys.get("ProxyAutoConfigURLString") or None
+    proxy = None
+    if keys.get("HTTPSEnable") == "1" and keys.get("HTTPSProxy"):
+        port = keys.get("HTTPSPort", "")
+        proxy = keys["HTTPSProxy"] + (":" + port if port and port != "0" else "")
+    detect = keys.get("ProxyAutoDiscoveryEnable")
+    return {"pac": pac, "proxy": proxy, "auto_detect": None if detect is None else detect == "1"}
+
+
+def _gvariant(text):
+    """The Python value of one gsettings scalar: a quoted string unquoted, an integer as int, else None."""
+    text = (text or "").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return re.sub(r"\\(.)", r"\1", text[1:-1])
+    found = re.match(r"^(?:u?int(?:16|32|64)\s+)?(-?\d+)$", text)
+    return int(found.group(1)) if found else None
+
+
+def parse_gsettings(mode_text, pac_text, host_text, port_text):
+    """{"pac", "proxy", "auto_detect"} from gsettings' mode, autoconfig-url, https host and https port."""
+    mode = _gvariant(mode_text)
+    if not isinstance(mode, str):
+        return {"pac": None, "proxy": None, "auto_detect": None}
+    pac = proxy = None
+    detect = False
+    if mode == "auto":
+        pac = _gvariant(pac_text) or None
+        if not isinstance(pac, str):
+            pac = None
+        detect = pac is None                             # 'auto' with no URL: WPAD
+    elif mode == "manual":
+        host, port = _gvariant(host_text), _gvariant(port_text)
+        if isinstance(host, str) and host:
+            proxy = host + (":" + str(port) if isinstance(port, int) and port > 0 else "")
+    return {"pac": pac, "proxy": proxy, "auto_detect": detect}
+
+
+def _tool_output(run, cmd):
+    """stdout of cmd through the injected run, or None when the tool is missing or fails."""
+    try:
+        code, out = run(cmd)
+    except Exception:                                    # a missing tool; a reader must never stop doctor
+        return None
+    return out if code == 0 and out is not None else None
+
+
+def read_reg_internet_settings(run):
+    """The Windows Internet Settings parsed ({"pac", "proxy", "auto_detect"}), or None when reg fails."""
+    out = _tool_output(run, ["reg", "query", REG_INTERNET_SETTINGS])
+    return None if out is None else parse_reg_internet_settings(out)
+
+
+def read_scutil_proxy(run):
+    """The macOS proxy settings parsed ({"pac", "proxy", "auto_detect"}), or None when scutil fails."""
+    out = _tool_output(run, ["scutil", "--proxy"])
+    return None if out is None else parse_scutil_proxy(out)
+
+
+def read_gsettings(run):
+    """The GNOME proxy settings parsed ({"pac", "proxy", "auto_detect"}), or None when gsettings fails."""
+    mode = _tool_output(run, ["gsettings", "get", "org.gnome.system.proxy", "mode"])
+    if mode is None:
+        return None
+    pac = host = port = None
+    if _gvariant(mode) == "auto":
+        pac = _tool_output(run, ["gsettings", "get", "org.gnome.system.proxy", "autoconfig-url"])
+    elif _gvariant(mode) == "manual":
+        host = _tool_output(run, ["gsettings", "get", "org.gnome.system.proxy.https", "host"])
+        port = _tool_output(run, ["gsettings", "get", "org.gnome.system.proxy.https", "port"])
+    return parse_gsettings(mode, pac, host, port)
+
+
+def system_proxy_settings(platform, run, environ):
+    """{"source", "pac", "proxy", "auto_detect"} of the OS proxy settings of platform (a sys.platform value),
+    read by that OS class's reader through run(cmd) -> (returncode, stdout); None when there are none. On
+    Linux GNOME's settings, wherever gsettings answers (environ is not needed to tell)."""
+    source, settings = {"win32": _Windows, "darwin": _MacOS}.get(platform, _Linux).read_proxy_settings(run)
+    if settings is None:
+        return None
+    result = {"source": source}
+    result.update(settings)
+    return result
+
+
+def _https_proxy_set(environ):
+    """True when the environment names a proxy for https (HTTPS_PROXY or https_proxy, not empty)."""
+    return bool((environ.get("HTTPS_PROXY") or "").strip() or (environ.get("https_proxy") or "").strip())
+
+
+def pac_advice(settings, environ):
+    """(cause, fix) when the OS finds its proxy by PAC / WPAD or names one, but HTTPS_PROXY is unset; else None."""
+    if not settings or _https_proxy_set(environ):
+        return None
+    windows = settings.get("source") == SOURCE_WINDOWS
+    pac, proxy = settings.get("pac"), settings.get("proxy")
+    if pac or settings.get("auto_detect"):
+        if pac:
+            how, where = "through a PAC file ({})".format(pac), pac
+        else:
+            how, where = "by WPAD auto-detection", "the WPAD file (often {})".format(WPAD_URL)
+        cause = "this computer finds its proxy {}, which pip does not read (pip #6911)".format(how)
+        fix = ("open {} in a browser (or with curl) and find the PROXY host:port that FindProxyForURL returns "
+               "for pypi.org; then set HTTPS_PROXY=http://host:port and HTTP_PROXY the same".format(where))
+        if windows:
+            fix += " (netsh winhttp show proxy may name it too)"
+        return cause, fix
+    if proxy:
+        cause = ("the OS settings name the proxy {}, but HTTPS_PROXY is not set, so pip connects "
+                 "directly".format(proxy))
+        fix = ("set HTTPS_PROXY=http://{0} (Windows: setx HTTPS_PROXY http://{0}, then open a new "
+               "terminal)".format(proxy))
+        return cause, fix
+    return None
+
+
+def wsl_advice(proc_version_text, ca_name=None):
+    """(cause, fix) when /proc/version names Microsoft (WSL1 or WSL2), else None; ca_name: the CA's name."""
+    if "microsoft" not in (proc_version_text or "").lower():
+        return None
+    name = (ca_name or "").replace("'", "") or "<company>"
+    cause = ("this is Linux under Windows (WSL), whose trust store lacks the company root CA that "
+             "Windows trusts")
+    fix = ("in PowerShell: Get-ChildItem Cert:\\LocalMachine\\Root | Where-Object Subject -like '*{}*' | "
+           "Select-Object -First 1 | Export-Certificate -FilePath C:\\Users\\Public\\corp-root.cer "
+           "(or export it in certmgr.msc); then in WSL: "
+           "python3 bootstrap.py --ca-file /mnt/c/Users/Public/corp-root.cer".format(name))
+    return cause, fix
+
+
+# --------------------------------------------------------------------------------------------------
 # Doctor: name the cause of a TLS failure in one report. Reads only; changes nothing.
 # --------------------------------------------------------------------------------------------------
 
@@ -3815,7 +4056,10 @@ def doctor(args, ui):
     trusted = check_config(report, s)
     check_environment(report)
     check_certifi(report, s)
+    system = check_system(report)
     verdict, network_ok = check_tls(report, s)
+    if system and not network_ok:                   # the OS knows the proxy, pip does not: that is the cause
+        verdict = system
     bundle = bundle_check(s, network_ok=network_ok)
     if bundle:
         report.check("bundle", bundle[0], bundle[1], problem=bundle[2])
@@ -3916,6 +4160,27 @@ def check_certifi(report, s):
             report.check("certifi", "ok", "{} matches its RECORD{}".format(path, age))
 
 
+def tool_output(cmd):
+    """(returncode, stdout) of an OS tool for the proxy readers; a missing tool raises (run's Failure)."""
+    proc = run(cmd, timeout=15)
+    return proc.returncode, proc.stdout
+
+
+def check_system(report):
+    """The OS proxy settings pip does not read (a PAC file, WPAD, a proxy with HTTPS_PROXY unset): a line
+    when there are any; their (cause, fix) when pip would connect past the proxy. And WSL, said."""
+    settings = system_proxy_settings(sys.platform, tool_output, os.environ)
+    advice = pac_advice(settings, os.environ)
+    if advice:
+        report.check("proxy", "warning", "{}: {}; fix: {}".format(settings["source"], *advice))
+    elif settings and (settings["pac"] or settings["proxy"] or settings["auto_detect"]):
+        report.check("proxy", "ok", "{}: {}; HTTPS_PROXY is set, which pip uses".format(settings["source"], ", ".join(
+            "{} {}".format(k, v) for k, v in sorted(settings.items()) if k != "source" and v)))
+    if wsl_advice(OS.proc_version()):
+        report.check("wsl", "ok", "Linux under Windows (WSL): its trust store is the Linux one, not Windows'")
+    return advice
+
+
 def check_tls(report, s):
     """The connection to the index (and files.pythonhosted.org for pypi.org) three ways: certifi alone, the
     OS store, and this pip's own anchors. (verdict or None, whether the network works)."""
@@ -4014,6 +4279,9 @@ def tls_cause(report, url, s, results, py, findings=None):
         return hidden_by_variable_advice(hidden, issuer)
     if findings and findings["incomplete"] and (results["pip"].untrusted or results["os"].untrusted):
         return incomplete_chain_advice(host_of(url), findings["incomplete"])
+    wsl = wsl_advice(OS.proc_version(), re.sub(r"^.*CN=", "", issuer)) if results["os"].untrusted else None
+    if wsl and not named_in(issuer, OS.os_roots()):
+        return wsl
     os_has, skew = False, None
     if presented:
         os_has = any(parse_cert(d)["subject"] == issuer for d in OS.os_roots() if d)
