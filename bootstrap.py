@@ -2903,8 +2903,21 @@ def check_config_target(plan, s):
                     "PIP_CERT" if scope == "env" else src, value,
                     "" if section == "global" else " in [{}]".format(section), path))
     for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
-        if os.environ.get(var):
-            plan.notes.append("{} is set and overrides pip's cert setting; unset it".format(var))
+        value = os.environ.get(var)
+        lacks = value and variable_lacks(value, plan.extras)
+        if lacks:              # pip >= 24.2 adds it to its anchors; older pips (new venvs') use it instead of cert
+            plan.notes.append("{}={} lacks {}, and pips before 24.2 or on Python <= 3.9 (new venvs' bundled pips) "
+                              "use it instead of the cert written here, so they will fail; unset it where it is "
+                              "set".format(var, value, ", ".join(lacks)))
+
+
+def variable_lacks(path, extras):
+    """The subjects of the CAs among extras that the bundle at path (a CA variable's) does not hold."""
+    try:
+        have = {hashlib.sha256(d).hexdigest() for d in pem_certs(read_bytes(path))}
+    except OSError:
+        return []                                    # survey_warnings names a missing file
+    return [info["subject"] for _, info in extras if info["sha256"] not in have]
 
 
 def describe_plan(plan, s):
@@ -3386,7 +3399,11 @@ def pythons_report(s, network_ok):
                 parts.append("new venvs' pip {} {}".format(info["ensurepip"], word(data["new_venvs_reach"], how)))
             elif not info["venv"]:
                 parts.append("no ensurepip (venvs need e.g. the python3-venv package)")
-            if data["reaches"] is False:
+            variable = next((v for v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if os.environ.get(v)), None)
+            if variable and False in (data["reaches"], data["new_venvs_reach"]) and \
+                    not pip_uses_os_store(py, info["ensurepip"] if data["reaches"] is not False else info["pip"]):
+                fix = "; fix: unset {} (it replaces cert for this pip, and lacks the CA)".format(variable)
+            elif data["reaches"] is False:
                 fix = "; fix: {} bootstrap.py, or bootstrap.py --all-pythons".format(info["path"])
             elif data["new_venvs_reach"] is False:
                 fix = "; fix: python bootstrap.py (once, any Python: every pip of this user reads its bundle)"

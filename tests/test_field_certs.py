@@ -175,3 +175,25 @@ def test_ssl_cert_file_and_dir_hiding_the_corporate_root_are_named_and_nothing_c
     assert result.returncode == 1
     assert doctor["verdict"]["cause"].startswith("SSL_CERT_FILE={} and SSL_CERT_DIR={} replace".format(
         cas.public_pem, plain)), doctor["verdict"]
+
+
+def test_requests_ca_bundle_without_the_corporate_root_is_named_for_the_pips_it_breaks(field, tmp_path, cas):
+    """pip >= 24.2 adds REQUESTS_CA_BUNDLE to its anchors (this venv works); older pips, as new venvs get,
+    use it instead of cert: bootstrap says so, and doctor names the variable as their fix."""
+    sb, _ = field("compliant")
+    python = make_venv(by_version((3, 12)), tmp_path / "venv", with_pip=False)
+    bundle = copy_bundle(tmp_path / "bundle")
+    left = {"REQUESTS_CA_BUNDLE": str(cas.public_pem)}
+    result = bootstrap(sb, python, bundle, "--json", env_extra=left)
+    assert result.returncode == 0, out(result)
+    assert any(w.startswith("REQUESTS_CA_BUNDLE={} lacks O=Example Corp Interception (test), CN=Example Corp Root "
+                            "(compliant), and pips before 24.2".format(cas.public_pem))
+               for w in json.loads(result.stdout)["warnings"]), result.stdout
+    old = make_venv(by_version((3, 12)), tmp_path / "new-venv", with_pip=True)       # pip 23.2.1
+    pip = sb.run([str(old), "-m", "pip", "download", "--no-deps", "-d", str(tmp_path / "d"), "--retries", "0",
+                  "--timeout", "10", "corp-hello"], env_extra=left)
+    assert pip.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in out(pip)          # what the warning foretold
+    result, doctor = doctor_json(sb, python, bundle, env_extra=left)
+    assert doctor["verdict"]["ok"], doctor["verdict"]                                 # this pip works
+    assert any("FAILS" in c["text"] and "fix: unset REQUESTS_CA_BUNDLE" in c["text"] for c in checks(doctor, "pythons")), \
+        [c["text"] for c in checks(doctor, "pythons")]
