@@ -4240,25 +4240,25 @@ def check_certificate(report, host, findings):
         what = "; ".join("{}: {}".format(which, defect) for which, defect in findings["strict"])
         cause = "{}: Python 3.13's strict certificate checks (urllib, requests with urllib3 >= 2.4, httpx) reject " \
                 "it, pip through truststore accepts it".format(what)
-        report.check("certificate", "warning", cause)
+        report.check("certs", "warning", cause)
         report.also.append((cause, "IT reissues it with basicConstraints critical and keyUsage on CAs and an Authority "
                             "Key Identifier on what they issue; until then pip works here, and so does code on Python "
                             "3.12 or older, or with truststore (truststore.inject_into_ssl())"))
     if findings["apple"]:
         cause = "the proxy's certificate for {}: {}: macOS rejects it, even from a trusted company CA (Apple's rules, " \
                 "HT210176), so pip through truststore fails there".format(host, "; ".join(findings["apple"]))
-        report.check("certificate", "warning", cause)
+        report.check("certs", "warning", cause)
         report.also.append((cause, "IT makes the proxy issue certificates valid at most {} days, with the serverAuth "
                             "extended key usage and the host name in subjectAltName".format(APPLE_MAX_DAYS)))
     if not (findings["strict"] or findings["apple"]):
-        report.check("certificate", "ok", "what {} presents passes Python 3.13's strict checks and Apple's rules".format(host))
+        report.check("certs", "ok", "what {} presents passes Python 3.13's strict checks and Apple's rules".format(host))
 
 
 def check_clients(report, s, url, results):
     """One line per other client the developer uses, each verifying its own way: urllib (the OS store, strict
     on 3.13), requests and httpx (certifi's roots, strict on 3.13), uv when it is installed."""
     py = vstr(sys.version_info[:2])
-    strict = " X.509 strict" if getattr(ssl, "VERIFY_X509_STRICT", 0) & ssl.create_default_context().verify_flags else ""
+    strict = ", X.509 strict" if getattr(ssl, "VERIFY_X509_STRICT", 0) & ssl.create_default_context().verify_flags else ""
     certifi = s.certifi_files[-1][0] if s.certifi_files else None
     views = [("urllib on Python {}".format(py), "OS store" + strict, strict_view()),
              ("requests, httpx on Python {}".format(py), "certifi" + strict,
@@ -4270,6 +4270,9 @@ def check_clients(report, s, url, results):
                       "its own copy of Mozilla's roots", pip_verifier() if native else
                       pip_verifier(cafile=certifi) if certifi else None))
     for name, how, ctx in views:
+        if ctx is None:
+            report.check("clients", "skipped", "{} ({}): not checked, this Python has no certifi".format(name, how))
+            continue
         probe = tls_probe(url, s.proxy, ctx, DOCTOR_TIMEOUT)
         report.check("clients", "ok" if probe.ok else "warning", "{} ({}): {}".format(
             name, how, "reaches " + host_of(url) if probe.ok else "FAILS: " + probe.detail))

@@ -93,7 +93,7 @@ def test_a_leaf_apple_rejects_is_named_as_failing_on_macos(field, tmp_path, name
     assert bootstrap(sb, python, bundle).returncode == 0
     result, doc = doctor_json(sb, python, bundle)
     assert result.returncode == 0, out(result)
-    cert = [c for c in checks(doc, "certificate") if c["status"] == "warning"]
+    cert = [c for c in checks(doc, "certs") if c["status"] == "warning"]
     assert len(cert) == 1 and "the proxy's certificate for pypi.org: " + words + ": macOS rejects it" in cert[0]["text"]
     assert doc["verdict"]["also"][0]["fix"].startswith("IT makes the proxy issue certificates valid at most 825 days")
 
@@ -105,7 +105,7 @@ def test_a_compliant_proxy_raises_no_certificate_warning(field, tmp_path):
     assert bootstrap(sb, python, bundle).returncode == 0
     result, doc = doctor_json(sb, python, bundle)
     assert result.returncode == 0 and "also" not in doc["verdict"], out(result)
-    assert [c["status"] for c in checks(doc, "certificate")] == ["ok"]
+    assert [c["status"] for c in checks(doc, "certs")] == ["ok"]
     assert [c["status"] for c in checks(doc, "clients")][0] == "ok"
     assert len(bootstrap(sb, python, bundle, "doctor").stdout.splitlines()) <= 24       # one screen
 
