@@ -1263,7 +1263,8 @@ def checked_ini_edit(text, section, key, value, path):
 # --------------------------------------------------------------------------------------------------
 
 def installed_distributions():
-    """{name: (version, dist-info path)} for pip, truststore and certifi on this interpreter's path."""
+    """{name: (version, dist-info path)} for pip, truststore and certifi on this interpreter's path. A
+    dist-info without its RECORD (pip writes it last) is an install that was cut off, not an installed one."""
     found = {}
     for entry in sys.path:
         if not entry or os.path.abspath(entry) == HERE or not os.path.isdir(entry):
@@ -1274,9 +1275,23 @@ def installed_distributions():
             continue
         for name in names:
             m = re.match(r"^(pip|truststore|certifi)-([^-]+)\.dist-info$", name, re.I)
-            if m and m.group(1).lower() not in found:
+            if m and m.group(1).lower() not in found and os.path.isfile(os.path.join(entry, name, "RECORD")):
                 found[m.group(1).lower()] = (m.group(2), os.path.join(entry, name))
     return found
+
+
+def interrupted_install(site_dir, name):
+    """What a pip install of name that was killed leaves in site_dir: pip's stash of the old files (pip moves
+    them to ~ip, ~ip-23.2.1.dist-info, ... and back or away when it ends) and a dist-info without RECORD."""
+    try:
+        names = os.listdir(site_dir)
+    except OSError:
+        return []
+    tails = [re.escape(name[i:]) for i in range(1, len(name))]
+    stash = re.compile(r"^~[-~.=%0-9]*(?:{})(?:-[^-]+\.dist-info)?$".format("|".join(tails)), re.I)
+    partial = re.compile(r"^{}-[^-]+\.dist-info$".format(re.escape(name)), re.I)
+    return [os.path.join(site_dir, n) for n in sorted(names) if stash.match(n) or
+            (partial.match(n) and not os.path.isfile(os.path.join(site_dir, n, "RECORD")))]
 
 
 def record_digest(dist_info, relpath):
@@ -2149,6 +2164,25 @@ def script_paths(name, flags):
     return [os.path.join(folder, n) for n in sorted(names) if re.match(r"^pip(\d+(\.\d+)?)?(\.exe|-script\.py)?$", n, re.I)]
 
 
+def install_site(flags):
+    """The site-packages folder a pip install with these flags writes to."""
+    if "--user" in flags:
+        import site
+        return site.getusersitepackages()
+    return sysconfig.get_path("purelib")
+
+
+def clear_interrupted(journal, flags, ui):
+    """Before installing again: remove what a killed run of ours left of pip's own install (its stash of the
+    old files, a dist-info without RECORD), which pip would otherwise take for an installed package or leave
+    behind for good. Only for a package this journal has an entry for here: the backup of the old files is in
+    the journal's backups, so undo still puts them back."""
+    for name in sorted({p["name"] for p in journal["packages"] if p["python"] == sys.executable}):
+        for path in interrupted_install(install_site(flags), name):
+            shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
+            ui.detail("removed {}, left by an interrupted install of {}".format(path, name))
+
+
 def backup_distribution(journal, pin, dist_info, flags):
     """Journal installing pin into this Python over dist_info (None: not installed), after backing up
     what undo needs to put that state back: every file the old RECORD lists, and the scripts the new
@@ -2156,8 +2190,10 @@ def backup_distribution(journal, pin, dist_info, flags):
     made anew) is replaced, one from an earlier run of this same change is kept."""
     before = os.path.basename(dist_info) if dist_info else None
     after = "{}-{}.dist-info".format(pin["name"], pin["version"])
+    cut_off = interrupted_install(install_site(flags), pin["name"])
     for old in [p for p in journal["packages"] if p["python"] == sys.executable and p["name"] == pin["name"]]:
-        if (before or "").lower() in ((old["before"] or "").lower(), old.get("after", "").lower()):
+        if (before or "").lower() in ((old["before"] or "").lower(), old.get("after", "").lower()) or \
+                (before is None and cut_off):                   # the old one is in pip's stash now
             return                                              # a re-run of an interrupted run: keep
         journal["packages"].remove(old)
         if old.get("backup"):
@@ -3027,6 +3063,7 @@ def install(plan, s, ui, journal, files, workdir, mark=None):
         ui.step("install", "skipped", plan.skip_install)
         return
     if not plan.install:
+        clear_interrupted(journal, plan.flags, ui)           # pip finished, but its stash was left
         ui.step("install", "ok", "nothing to install: pip {}{} already".format(
             s.pip, ", truststore " + s.truststore if s.truststore else ""))
         return
@@ -3035,11 +3072,13 @@ def install(plan, s, ui, journal, files, workdir, mark=None):
         f.write("\n".join(p["line"] for p in plan.install) + "\n")
     for pin in plan.install:                                 # journal (and back up) before changing
         backup_distribution(journal, pin, s.dists.get(pin["name"], (None, None))[1], plan.flags)
+    clear_interrupted(journal, plan.flags, ui)                   # after: backup_distribution looks at it
     started = time.time()
     cmd = python_cmd(sys.executable, "-B", unpack_installer(files["pip"], workdir)) + [
         "install", "--no-index", "--find-links", workdir, "--require-hashes", "--no-deps",
         "--disable-pip-version-check", "--no-input", "--no-warn-script-location", "--progress-bar", "off",
-        "-r", requirements] + plan.flags
+        "-r", requirements] + plan.flags + (
+        ["--force-reinstall"] if any(getattr(s, p["name"]) == p["version"] for p in plan.install) else [])
     if s.venv or "--user" in plan.flags:
         # The user owns this target, so Python caches bytecode at first import as always; compiling all of
         # pip up front (about 40% of the install time) would mostly compile modules pip never imports.

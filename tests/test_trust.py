@@ -307,18 +307,14 @@ else:
 '''
 
 # Each state lies inside the pip install, after the journal and before the trust step (bundle, pip.conf).
-# A killed pip leaves the old pip in its stash (site-packages/~ip*): the rerun then sees "pip missing".
-LOST_PIP = ("bootstrap bug: a run killed while pip installs leaves the old pip in pip's stash (site-packages/~ip*); "
-            "the rerun sees no pip and drops the journal's backup of the old one: undo cannot put it back, or fails")
-STASH_LEFT = ("bootstrap bug: a run killed while pip finishes leaves pip's stash of the old pip (site-packages/~ip*); "
-              "neither the rerun nor undo removes it")
+# A killed pip leaves the old pip in its stash (site-packages/~ip*) or a dist-info without RECORD: the rerun
+# must keep the journal's backup of the old pip and clear what pip left (clear_interrupted).
 KILL_POINTS = {
-    "journal written, pip not started": ("exists:{state}/journal.json", None),
-    "old pip uninstalled": ("gone:{site}/pip-{old}.dist-info", LOST_PIP),
-    "new pip being unpacked": ("exists:{site}/pip-{new}.dist-info", LOST_PIP),
-    "new pip installed, trust not written": ("exists:{site}/pip-{new}.dist-info/RECORD", STASH_LEFT),
+    "journal written, pip not started": "exists:{state}/journal.json",
+    "old pip uninstalled": "gone:{site}/pip-{old}.dist-info",
+    "new pip being unpacked": "exists:{site}/pip-{new}.dist-info",
+    "new pip installed, trust not written": "exists:{site}/pip-{new}.dist-info/RECORD",
 }
-RACY = {"new pip installed, trust not written"}     # pip may drop its stash in the millisecond before the kill
 
 
 @pytest.mark.parametrize("point", sorted(KILL_POINTS))
@@ -335,8 +331,7 @@ def test_a_run_killed_midway_is_completed_by_a_rerun_and_undone_exactly(point, s
     state = Path(sb.home) / ".local/share/trustfix"
     original = tree(sb.home, tmp_path / "venv")
     bundle = copy_bundle(tmp_path / "bundle")
-    when, known_bug = KILL_POINTS[point]
-    when = when.format(state=state, site=site, old=old_pip, new=new_pip)
+    when = KILL_POINTS[point].format(state=state, site=site, old=old_pip, new=new_pip)
     killed = sb.run([python, "-c", KILL_WHEN, when, python, bundle / "bootstrap.py", "--ca-file", cas.corp_pem],
                     cwd=str(bundle))
     at_kill, conf_at_kill = tree(sb.home, tmp_path / "venv"), conf.read_text()
@@ -361,13 +356,5 @@ def test_a_run_killed_midway_is_completed_by_a_rerun_and_undone_exactly(point, s
     after = {p: h for p, h in tree(sb.home, tmp_path / "venv").items() if "/.cache" not in p}  # the user's own pip cache
     report = "{}\nkilled at: {}\nrerun:\n{}\nundo:\n{}".format(
         changes(original, after), landed, out(rerun)[-1500:], out(undone)[-1500:])
-    if known_bug and not (point in RACY and after == original and undone.returncode == 0):
-        # everything but the pip files must be back; the pip files are the known bug
-        pip_files = [str(site / "pip"), str(site / "~ip"), str(tmp_path / "venv" / "bin" / "pip")]
-        is_pip = lambda p: p.startswith(tuple(pip_files))
-        assert {p: h for p, h in after.items() if not is_pip(p)} == \
-            {p: h for p, h in original.items() if not is_pip(p)}, report
-        assert after != original or undone.returncode != 0, "fixed: remove the bug from KILL_POINTS[{!r}]".format(point)
-        pytest.xfail(known_bug)
     assert undone.returncode == 0, out(undone)
     assert after == original, report
