@@ -311,7 +311,8 @@ def test_build_pins_newest_pip_per_python_range_and_newest_truststore_and_certif
     for name in names:
         assert (tmp_path / "wheels" / name).read_bytes() == index.files[name]
     header = (tmp_path / "hashes.txt").read_text()
-    assert "python build.py --check" in header and "--require-hashes -r hashes.txt" in header
+    assert "python build.py --check" in header and "--require-hashes --no-deps" in header
+    assert "never installed" in header and "-r hashes.txt" not in header         # it would install certifi
     assert index.url in header
     for name in names:                                   # one progress line per file: name, size, done
         assert re.search(re.escape(name) + r"\s+[\d.]+ kB\s+done", result.stderr), result.stderr
