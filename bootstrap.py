@@ -908,18 +908,31 @@ class _Linux(_Posix):
         return "/dev/shm" if roomy and os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
 
-def command_ca_record(der, sha1, command, undo):
-    """A CA the OS store takes by a command on a PEM file ({file}) and gives back by thumbprint."""
-    return {"kind": "command", "sha1": sha1, "data": der_to_pem(der), "command": command, "undo": undo}
+class _CommandStore:
+    """An OS store that takes a CA by a command on a PEM file ({file}: _add) and gives it back by its SHA-1
+    thumbprint (_undo): macOS's keychain, Windows' certificate store."""
+
+    @classmethod
+    def add_ca(cls, der, info):
+        sha1 = hashlib.sha1(der).hexdigest().upper()
+        return {"kind": "command", "sha1": sha1, "data": der_to_pem(der), "command": cls._add(), "undo": cls._undo(sha1)}
+
+    @staticmethod
+    def remove_ca(record):
+        run(record["undo"])
+
+    @staticmethod
+    def is_anchor_path(path):
+        return False
+
+    @classmethod
+    def valid_ca_record(cls, record):
+        sha1 = str(isinstance(record, dict) and record.get("sha1"))
+        return bool(re.match(r"^[0-9A-F]{40}$", sha1)) and record.get("kind") == "command" and \
+            record.get("undo") == cls._undo(sha1)
 
 
-def is_command_ca_record(record, undo_for):
-    sha1 = str(isinstance(record, dict) and record.get("sha1"))
-    return bool(re.match(r"^[0-9A-F]{40}$", sha1)) and record.get("kind") == "command" and \
-        record.get("undo") == undo_for(sha1)
-
-
-class _MacOS(_Posix):
+class _MacOS(_Posix, _CommandStore):
     name = "macOS"
     keychains = ("/System/Library/Keychains/SystemRootCertificates.keychain", "/Library/Keychains/System.keychain")
 
@@ -947,28 +960,15 @@ class _MacOS(_Posix):
             return "/Library/Application Support/trustfix"
         return os.path.expanduser("~/Library/Application Support/trustfix")
 
+    keychain = "~/Library/Keychains/login.keychain-db"
+
+    @staticmethod
+    def _add():
+        return ["security", "add-trusted-cert", "-r", "trustRoot", "-k", os.path.expanduser(_MacOS.keychain), "{file}"]
+
     @staticmethod
     def _undo(sha1):
-        return ["security", "delete-certificate", "-Z", sha1, os.path.expanduser("~/Library/Keychains/login.keychain-db")]
-
-    @staticmethod
-    def add_ca(der, info):
-        sha1 = hashlib.sha1(der).hexdigest().upper()
-        keychain = os.path.expanduser("~/Library/Keychains/login.keychain-db")
-        return command_ca_record(der, sha1, ["security", "add-trusted-cert", "-r", "trustRoot", "-k", keychain, "{file}"],
-                                 _MacOS._undo(sha1))
-
-    @staticmethod
-    def remove_ca(record):
-        run(record["undo"])
-
-    @staticmethod
-    def is_anchor_path(path):
-        return False
-
-    @staticmethod
-    def valid_ca_record(record):
-        return is_command_ca_record(record, _MacOS._undo)
+        return ["security", "delete-certificate", "-Z", sha1, os.path.expanduser(_MacOS.keychain)]
 
     @staticmethod
     def user_scheme():
@@ -983,7 +983,7 @@ class _MacOS(_Posix):
         return None                                               # $TMPDIR, on the system disk (APFS)
 
 
-class _Windows:
+class _Windows(_CommandStore):
     name = "Windows"
     owners_matter = False          # ACLs: %LOCALAPPDATA% is per user; ProgramData's folder is locked down
     hiding_variables, proc_version = staticmethod(_Posix.hiding_variables), staticmethod(_Posix.proc_version)
@@ -1017,25 +1017,12 @@ class _Windows:
         return os.path.join(os.environ.get("LOCALAPPDATA") or os.path.expanduser("~\\AppData\\Local"), "trustfix")
 
     @staticmethod
+    def _add():
+        return ["certutil", "-user", "-addstore", "Root", "{file}"]
+
+    @staticmethod
     def _undo(sha1):
         return ["certutil", "-user", "-delstore", "Root", sha1]
-
-    @staticmethod
-    def add_ca(der, info):
-        sha1 = hashlib.sha1(der).hexdigest().upper()
-        return command_ca_record(der, sha1, ["certutil", "-user", "-addstore", "Root", "{file}"], _Windows._undo(sha1))
-
-    @staticmethod
-    def remove_ca(record):
-        run(record["undo"])
-
-    @staticmethod
-    def is_anchor_path(path):
-        return False
-
-    @staticmethod
-    def valid_ca_record(record):
-        return is_command_ca_record(record, _Windows._undo)
 
     @staticmethod
     def is_admin():
