@@ -97,16 +97,6 @@ def out(result):
     return result.stdout + result.stderr
 
 
-def by_version(version):
-    """The interpreter of that (major, minor), or skip the test."""
-    import pytest
-    from testbed import pythons
-    found = [i for i in pythons(min=version) if i.version[:2] == version]
-    if not found:
-        pytest.skip("Python {}.{} is not installed here".format(*version))
-    return found[0]
-
-
 def openssl_v1_cert(tmp_path, name, signer=None):
     """An X.509 v1 certificate (no extensions at all) made by the openssl command: self-signed, or signed
     by signer (a (cert, key) path pair). cryptography can only make v3."""

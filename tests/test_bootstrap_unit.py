@@ -42,6 +42,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 import report_schema
+import testbed
 from bundle_helpers import openssl_v1_cert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1961,29 +1962,9 @@ def test_a_missing_ca_file_exits_2_names_it_and_changes_nothing(laptop):
     assert sorted(os.listdir(str(laptop))) == []
 
 
-def _pyenv_roots():
-    """Where pyenv keeps its interpreters; read at import time, before the laptop fixture swaps HOME."""
-    roots = [os.environ.get("PYENV_ROOT"), os.path.expanduser("~/.pyenv")]
-    try:
-        roots.insert(0, subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       universal_newlines=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return [r for r in roots if r]
-
-
-PYENV_ROOTS = _pyenv_roots()
-
-
 def need_python(version):
-    """The pyenv interpreter for a version ("3.6"); skipped when absent, but a failure under CI."""
-    for root in PYENV_ROOTS:
-        found = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python")))
-        if found:
-            return found[0]
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail("Python {} is not installed, and CI must run this check".format(version))
-    pytest.skip("Python {} is not installed here".format(version))
+    """The interpreter of a version ("3.6") as a path; skipped when absent, but a failure under CI."""
+    return str(testbed.by_version(tuple(map(int, version.split(".")))).path)
 
 
 def test_bootstrap_parses_on_python_3_6(laptop):

@@ -20,7 +20,7 @@ from testbed import make_venv, pythons
 pytestmark = pytest.mark.e2e
 
 SUPPORTED = pythons(min=(3, 8))
-PAIR = [i for i in SUPPORTED if i.version in ((3, 9), (3, 12))] or SUPPORTED[:1]
+PAIR = [i for i in SUPPORTED if i.version in ((3, 9), (3, 12))]
 PKG = "corp-hello"          # a wheel the test bed builds and serves through the proxy as if from pypi.org
 USER_CONF = ".config/pip/pip.conf"
 
