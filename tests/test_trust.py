@@ -5,6 +5,7 @@ All scenarios are end to end in the corporate network in a box (tests/testbed).
 """
 import base64
 import datetime
+import os
 import re
 from pathlib import Path
 
@@ -287,25 +288,86 @@ def test_undo_restores_every_file_byte_for_byte_and_a_rerun_changes_nothing(sand
     assert twice.returncode == 0 and "nothing to undo" in twice.stdout
 
 
-@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5, 2.5])
-def test_a_run_killed_midway_is_completed_by_a_rerun_and_undone_exactly(delay, sandbox, proxy, cas, tmp_path):
+# Runs argv and kills it with its children (SIGKILL to its process group, as a power cut would: a pip left
+# running would race the checks) the moment a state of the run is seen: "exists:GLOB" or "gone:GLOB",
+# polled every millisecond (never a fixed delay). Prints where the kill landed.
+KILL_WHEN = r'''
+import glob, os, signal, subprocess, sys, time
+how, pattern = sys.argv[1].split(":", 1)
+started = time.monotonic()
+proc = subprocess.Popen(sys.argv[2:], start_new_session=True)
+while proc.poll() is None and bool(glob.glob(pattern)) != (how == "exists"):
+    time.sleep(0.001)
+if proc.poll() is None:
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    print("@@ killed {:.3f} s after the start: {} {}".format(time.monotonic() - started, how, pattern))
+else:
+    print("@@ not killed: the run ended ({}) before {} {}".format(proc.returncode, how, pattern))
+'''
+
+# Each state lies inside the pip install, after the journal and before the trust step (bundle, pip.conf).
+# A killed pip leaves the old pip in its stash (site-packages/~ip*): the rerun then sees "pip missing".
+LOST_PIP = ("bootstrap bug: a run killed while pip installs leaves the old pip in pip's stash (site-packages/~ip*); "
+            "the rerun sees no pip and drops the journal's backup of the old one: undo cannot put it back, or fails")
+STASH_LEFT = ("bootstrap bug: a run killed while pip finishes leaves pip's stash of the old pip (site-packages/~ip*); "
+              "neither the rerun nor undo removes it")
+KILL_POINTS = {
+    "journal written, pip not started": ("exists:{state}/journal.json", None),
+    "old pip uninstalled": ("gone:{site}/pip-{old}.dist-info", LOST_PIP),
+    "new pip being unpacked": ("exists:{site}/pip-{new}.dist-info", LOST_PIP),
+    "new pip installed, trust not written": ("exists:{site}/pip-{new}.dist-info/RECORD", STASH_LEFT),
+}
+RACY = {"new pip installed, trust not written"}     # pip may drop its stash in the millisecond before the kill
+
+
+@pytest.mark.parametrize("point", sorted(KILL_POINTS))
+def test_a_run_killed_midway_is_completed_by_a_rerun_and_undone_exactly(point, sandbox, proxy, cas, tmp_path):
     interp = PAIR[0]
     sb = sandbox(corp_in_os_store=False, proxy=proxy)
     conf = Path(sb.home) / USER_CONF
     conf.parent.mkdir(parents=True)
     conf.write_text(USER_FILE)
     python = make_venv(interp, tmp_path / "venv", with_pip=True)
+    old_pip, new_pip = installed_version(sb, python, "pip"), expected_pins(interp.version)["pip"]
+    assert old_pip not in ("absent", new_pip), old_pip
+    site = next((tmp_path / "venv").glob("lib/python*/site-packages"))
+    state = Path(sb.home) / ".local/share/trustfix"
     original = tree(sb.home, tmp_path / "venv")
     bundle = copy_bundle(tmp_path / "bundle")
-    script = '"$@" & pid=$!; sleep {}; kill -9 $pid 2>/dev/null; wait $pid; exit 0'.format(delay)
-    killed = sb.run(["sh", "-c", script, "sh", str(python), str(bundle / "bootstrap.py"), "--ca-file",
-                     str(cas.corp_pem)], cwd=str(bundle))
+    when, known_bug = KILL_POINTS[point]
+    when = when.format(state=state, site=site, old=old_pip, new=new_pip)
+    killed = sb.run([python, "-c", KILL_WHEN, when, python, bundle / "bootstrap.py", "--ca-file", cas.corp_pem],
+                    cwd=str(bundle))
+    at_kill, conf_at_kill = tree(sb.home, tmp_path / "venv"), conf.read_text()
     rerun = bootstrap(sb, python, bundle, "--ca-file", cas.corp_pem)
     assert rerun.returncode == 0, out(rerun)
-    assert installed_version(sb, python, "pip") == expected_pins(interp.version)["pip"]
+    complete = tree(sb.home, tmp_path / "venv")
+
+    # the kill landed mid-change: the journal is there, some of the complete run's changes are done, not all
+    run_changes = sorted(p for p in set(original) | set(complete) if original.get(p) != complete.get(p))
+    done = [p for p in run_changes if at_kill.get(p) == complete.get(p)]
+    pending = [p for p in run_changes if at_kill.get(p) != complete.get(p)]
+    short = lambda paths: [os.path.relpath(p, str(tmp_path)) for p in paths[-3:]]
+    landed = "{}\n{} of the run's {} changes done (e.g. {}), {} pending (e.g. {})".format(
+        killed.stdout.strip().splitlines()[-1], len(done), len(run_changes), short(done), len(pending), short(pending))
+    assert "@@ killed" in killed.stdout, landed + "\n" + out(killed)[-1500:]
+    assert (state / "journal.json").is_file() and done and pending, landed
+    assert conf_at_kill == USER_FILE, landed                      # the trust step, the last change, not yet
+
+    assert installed_version(sb, python, "pip") == new_pip
     assert pip_install(sb, python, tmp_path / "t").returncode == 0
     undone = bootstrap(sb, python, bundle, "undo")
-    assert undone.returncode == 0, out(undone)
     after = {p: h for p, h in tree(sb.home, tmp_path / "venv").items() if "/.cache" not in p}  # the user's own pip cache
-    assert after == original, "{}\nkilled at:\n{}\nrerun:\n{}\nundo:\n{}".format(
-        changes(original, after), out(killed)[-1500:], out(rerun)[-1500:], out(undone)[-1500:])
+    report = "{}\nkilled at: {}\nrerun:\n{}\nundo:\n{}".format(
+        changes(original, after), landed, out(rerun)[-1500:], out(undone)[-1500:])
+    if known_bug and not (point in RACY and after == original and undone.returncode == 0):
+        # everything but the pip files must be back; the pip files are the known bug
+        pip_files = [str(site / "pip"), str(site / "~ip"), str(tmp_path / "venv" / "bin" / "pip")]
+        is_pip = lambda p: p.startswith(tuple(pip_files))
+        assert {p: h for p, h in after.items() if not is_pip(p)} == \
+            {p: h for p, h in original.items() if not is_pip(p)}, report
+        assert after != original or undone.returncode != 0, "fixed: remove the bug from KILL_POINTS[{!r}]".format(point)
+        pytest.xfail(known_bug)
+    assert undone.returncode == 0, out(undone)
+    assert after == original, report
