@@ -44,6 +44,7 @@ from packaging.requirements import Requirement
 import report_schema
 import testbed
 from bundle_helpers import openssl_v1_cert
+from tree_snapshot import tree
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -1221,13 +1222,13 @@ def test_undo_restores_every_file_byte_for_byte(laptop, tmp_path, ui, monkeypatc
     for path, data in files.items():
         if data is not None:
             write(path, data)
-    before = {str(p): p.read_bytes() for p in laptop.rglob("*") if p.is_file()}
+    before = tree(laptop)
     journal = bootstrap.journal_load()
     for i, path in enumerate(files):
         bootstrap.change_file(journal, str(path), "changed {}\n".format(i).encode())
     bootstrap.change_file(journal, str(laptop / "notes.bin"), b"changed again\n")
     assert bootstrap.undo(argparse.Namespace(), ui) == 0
-    after = {str(p): p.read_bytes() for p in laptop.rglob("*") if p.is_file()}
+    after = tree(laptop)
     assert after == before
     assert sorted(str(p.relative_to(laptop)) for p in laptop.rglob("*")) == [".pip", ".pip/pip.conf", "notes.bin"]
     assert not os.path.exists(os.environ["TRUSTFIX_STATE_DIR"])

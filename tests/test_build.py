@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 import testbed
+import tree_snapshot
 from bundle_helpers import openssl_v1_cert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,9 +227,8 @@ def previous_tree(tmp_path):
 
 
 def snapshot(root):
-    """Every file under root (but dist/) with its bytes: to prove that nothing changed."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "dist" not in p.relative_to(root).parts}
+    """Everything under root (but dist/): to prove that nothing changed."""
+    return tree_snapshot.tree(root, skip=("__pycache__", "dist"))
 
 
 def pin_lines(root):
