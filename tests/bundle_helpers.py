@@ -1,4 +1,4 @@
-"""Helpers shared by the end-to-end tests of bootstrap.py: bundle copies, pins, file-tree snapshots.
+"""Helpers shared by the end-to-end tests of bootstrap.py: bundle copies, pins, file-tree snapshots (tree_snapshot).
 
 Expectations are computed independently of bootstrap.py's own code: pins are read from hashes.txt with
 `packaging` (pip's and pytest's marker implementation), not with bootstrap's parser.
@@ -10,6 +10,8 @@ import shutil
 from pathlib import Path
 
 from packaging.markers import Marker
+
+from tree_snapshot import tree  # noqa: F401  (the one snapshot; imported from here by the e2e tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,28 +45,6 @@ def copy_bundle(dest, wheels=True, ca=()):
     return dest
 
 
-def tree(*folders):
-    """{path: sha256 or 'dir'} of everything under the folders (for 'nothing changed' checks)."""
-    out = {}
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.exists():
-            continue
-        for dirpath, dirnames, filenames in os.walk(folder):
-            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-            for d in dirnames:
-                out[os.path.join(dirpath, d)] = "dir"
-            for f in filenames:
-                if f.endswith(".pyc"):
-                    continue
-                p = os.path.join(dirpath, f)
-                if os.path.islink(p):
-                    out[p] = "link:" + os.readlink(p)
-                else:
-                    out[p] = hashlib.sha256(Path(p).read_bytes()).hexdigest()
-    return out
-
-
 def changes(before, after):
     """What differs, one line per path (the assertion message of a 'nothing changed' check)."""
     lines = []
@@ -95,16 +75,6 @@ def bootstrap(sb, python, bundle, *args, **kw):
 
 def out(result):
     return result.stdout + result.stderr
-
-
-def by_version(version):
-    """The interpreter of that (major, minor), or skip the test."""
-    import pytest
-    from testbed import pythons
-    found = [i for i in pythons(min=version) if i.version[:2] == version]
-    if not found:
-        pytest.skip("Python {}.{} is not installed here".format(*version))
-    return found[0]
 
 
 def openssl_v1_cert(tmp_path, name, signer=None):

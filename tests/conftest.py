@@ -1,4 +1,5 @@
 """Fixtures of the corporate network in a box (see tests/testbed)."""
+import functools
 import os
 import shutil
 import time
@@ -10,25 +11,27 @@ import pytest
 import testbed
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() == "true"
+IN_CI = testbed.IN_CI
 
 
-def pytest_collection_modifyitems(config, items):
-    """Sandbox tests fail (in CI) or skip (elsewhere) with the reason when the sandbox cannot be made."""
-    problem = testbed.sandbox_problem()
-    if problem is None:
-        return
-    for item in items:
-        if item.get_closest_marker("e2e"):
-            if IN_CI:
-                item.add_marker(pytest.mark.usefixtures("_sandbox_required"))
-            else:
-                item.add_marker(pytest.mark.skip(reason=problem))
+@functools.lru_cache(maxsize=None)
+def _sandbox_problem():
+    return testbed.sandbox_problem()
 
 
-@pytest.fixture
-def _sandbox_required():
-    pytest.fail("CI=true but the laptop sandbox cannot be made: " + str(testbed.sandbox_problem()))
+def pytest_runtest_setup(item):
+    """A test given a Python that is not installed (testbed.pythons), and a sandbox test when the sandbox
+    cannot be made, fail (in CI) or skip (elsewhere) with the reason. (A usefixtures mark added after
+    collection is never run, so this is a hook.)"""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    why = "; ".join(filter(None, (testbed.missing(p) for p in params.values() if isinstance(p, testbed.Interp))))
+    if not why and item.get_closest_marker("e2e"):
+        problem = _sandbox_problem()
+        why = problem and "the laptop sandbox cannot be made: " + problem
+    if why:
+        if IN_CI:
+            pytest.fail("CI=true but " + why, pytrace=False)
+        pytest.skip(why)
 
 
 @pytest.fixture(scope="session")

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bundle_helpers import bootstrap, by_version, copy_bundle, expected_pins, installed_version, out, tree
-from testbed import make_venv
+from bundle_helpers import bootstrap, copy_bundle, expected_pins, installed_version, out, tree
+from testbed import by_version, make_venv
 
 pytestmark = pytest.mark.e2e
 

@@ -42,7 +42,9 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 import report_schema
+import testbed
 from bundle_helpers import openssl_v1_cert
+from tree_snapshot import tree
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -1220,13 +1222,13 @@ def test_undo_restores_every_file_byte_for_byte(laptop, tmp_path, ui, monkeypatc
     for path, data in files.items():
         if data is not None:
             write(path, data)
-    before = {str(p): p.read_bytes() for p in laptop.rglob("*") if p.is_file()}
+    before = tree(laptop)
     journal = bootstrap.journal_load()
     for i, path in enumerate(files):
         bootstrap.change_file(journal, str(path), "changed {}\n".format(i).encode())
     bootstrap.change_file(journal, str(laptop / "notes.bin"), b"changed again\n")
     assert bootstrap.undo(argparse.Namespace(), ui) == 0
-    after = {str(p): p.read_bytes() for p in laptop.rglob("*") if p.is_file()}
+    after = tree(laptop)
     assert after == before
     assert sorted(str(p.relative_to(laptop)) for p in laptop.rglob("*")) == [".pip", ".pip/pip.conf", "notes.bin"]
     assert not os.path.exists(os.environ["TRUSTFIX_STATE_DIR"])
@@ -1961,29 +1963,9 @@ def test_a_missing_ca_file_exits_2_names_it_and_changes_nothing(laptop):
     assert sorted(os.listdir(str(laptop))) == []
 
 
-def _pyenv_roots():
-    """Where pyenv keeps its interpreters; read at import time, before the laptop fixture swaps HOME."""
-    roots = [os.environ.get("PYENV_ROOT"), os.path.expanduser("~/.pyenv")]
-    try:
-        roots.insert(0, subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                       universal_newlines=True, timeout=10).stdout.strip())
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return [r for r in roots if r]
-
-
-PYENV_ROOTS = _pyenv_roots()
-
-
 def need_python(version):
-    """The pyenv interpreter for a version ("3.6"); skipped when absent, but a failure under CI."""
-    for root in PYENV_ROOTS:
-        found = sorted(glob.glob(os.path.join(root, "versions", version + ".*", "bin", "python")))
-        if found:
-            return found[0]
-    if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-        pytest.fail("Python {} is not installed, and CI must run this check".format(version))
-    pytest.skip("Python {} is not installed here".format(version))
+    """The interpreter of a version ("3.6") as a path; skipped when absent, but a failure under CI."""
+    return str(testbed.by_version(tuple(map(int, version.split(".")))).path)
 
 
 def test_bootstrap_parses_on_python_3_6(laptop):

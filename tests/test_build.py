@@ -7,7 +7,6 @@ hashes.txt with real pip into a fresh venv of every Python 3.6+ on this machine.
 
 import base64
 import datetime
-import functools
 import hashlib
 import html
 import http.server
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+import testbed
+import tree_snapshot
 from bundle_helpers import openssl_v1_cert
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -226,9 +227,8 @@ def previous_tree(tmp_path):
 
 
 def snapshot(root):
-    """Every file under root (but dist/) with its bytes: to prove that nothing changed."""
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and "dist" not in p.relative_to(root).parts}
+    """Everything under root (but dist/): to prove that nothing changed."""
+    return tree_snapshot.tree(root, skip=("__pycache__", "dist"))
 
 
 def pin_lines(root):
@@ -545,7 +545,7 @@ def test_zip_default_name_is_its_digest(tree, tmp_path):
 
 
 def test_zip_is_byte_identical_on_every_python_that_runs_build_py(tree, tmp_path):
-    pythons = [exe for version, exe in interpreters() if version >= (3, 10)] or [sys.executable]
+    pythons = [str(testbed.need(i).path) for i in testbed.pythons(min=(3, 10))]
     digests = set()
     for number, exe in enumerate(pythons):
         out = tmp_path / "z{}.zip".format(number)
@@ -697,34 +697,6 @@ def test_committed_bundle_zips_within_five_percent_of_its_wheels(tmp_path):
     assert out.stat().st_size <= 1.05 * wheels
 
 
-@functools.lru_cache(maxsize=None)
-def interpreters():
-    """[(version, executable)]: every CPython 3.6+ here that can make a venv (pyenv's, python3.X on
-    PATH), one per real executable."""
-    candidates = []
-    try:
-        pyenv_root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, timeout=10).stdout.strip()
-        bare = subprocess.run(["pyenv", "versions", "--bare"], capture_output=True, text=True, timeout=10).stdout
-        candidates += [os.path.join(pyenv_root, "versions", v, "bin", "python") for v in bare.split()]
-    except (OSError, subprocess.SubprocessError):
-        pass
-    candidates += [shutil.which("python3.{}".format(minor)) for minor in range(6, 20)]
-    probe = "import os, sys, venv, ensurepip; print(sys.version_info[0], sys.version_info[1], os.path.realpath(sys.executable))"
-    found = {}
-    for exe in filter(None, candidates):
-        try:
-            out = subprocess.run([exe, "-c", probe], capture_output=True, text=True, env=clean_env(), timeout=20)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        fields = out.stdout.split(None, 2)
-        if out.returncode != 0 or len(fields) != 3:
-            continue
-        version = (int(fields[0]), int(fields[1]))
-        if version >= (3, 6):
-            found.setdefault(fields[2].strip(), (version, exe))
-    return sorted(found.values())
-
-
 def pinned_pip_for(version):
     """The pip version that hashes.txt's markers select for this Python, read as pip would."""
     for line in pin_lines(ROOT):
@@ -738,9 +710,9 @@ def pinned_pip_for(version):
     return None
 
 
-@pytest.mark.parametrize("version, python", [
-    pytest.param(version, exe, id="python{}.{}".format(*version)) for version, exe in interpreters()])
-def test_committed_hashes_txt_installs_with_real_pip(version, python, tmp_path):
+@pytest.mark.parametrize("interp", testbed.pythons(min=(3, 6)), ids="python{}".format)
+def test_committed_hashes_txt_installs_with_real_pip(interp, tmp_path):
+    version, python = interp.version, str(interp.path)
     env = clean_env(PIP_CONFIG_FILE=os.devnull)
     venv = tmp_path / "venv"
     subprocess.run([python, "-m", "venv", str(venv)], check=True, env=env, timeout=120, capture_output=True)

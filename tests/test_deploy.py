@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from bundle_helpers import (ROOT, as_user, bootstrap, by_version, copy_bundle, expected_pins, installed_version,
+from bundle_helpers import (ROOT, as_user, bootstrap, copy_bundle, expected_pins, installed_version,
                             out, tree)
-from testbed import make_venv
+from testbed import by_version, make_venv
 
 DEPLOY = ROOT / "deploy"
 SITE = DEPLOY / "ansible" / "site.yml"

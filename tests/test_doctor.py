@@ -7,16 +7,9 @@ from pathlib import Path
 import pytest
 
 from bundle_helpers import copy_bundle
-from testbed import make_venv, pythons
+from testbed import by_version, make_venv
 
 pytestmark = pytest.mark.e2e
-
-
-def interp(version):
-    found = [i for i in pythons(min=version) if i.version == version]
-    if not found:
-        pytest.skip("Python {}.{} is not installed here".format(*version))
-    return found[0]
 
 
 def doctor(sb, python, bundle, *args, **kw):
@@ -26,7 +19,7 @@ def doctor(sb, python, bundle, *args, **kw):
 
 def fixed_venv(sb, tmp_path, version=(3, 12)):
     """A venv already fixed by bootstrap (pip 26.3 + truststore)."""
-    python = make_venv(interp(version), tmp_path / "venv", with_pip=False)
+    python = make_venv(by_version(version), tmp_path / "venv", with_pip=False)
     bundle = copy_bundle(tmp_path / "bundle")
     result = sb.run([str(python), str(bundle / "bootstrap.py"), "--offline"], cwd=str(bundle))
     assert result.returncode == 0, result.stdout
@@ -35,7 +28,7 @@ def fixed_venv(sb, tmp_path, version=(3, 12)):
 
 def test_old_pip_behind_the_proxy_with_the_corp_root_in_the_os_store_says_run_bootstrap(sandbox, proxy, tmp_path):
     sb = sandbox(corp_in_os_store=True, proxy=proxy)
-    python = make_venv(interp((3, 11)), tmp_path / "venv", with_pip=True)      # pip 23.x: certifi only
+    python = make_venv(by_version((3, 11)), tmp_path / "venv", with_pip=True)      # pip 23.x: certifi only
     result = doctor(sb, python, copy_bundle(tmp_path / "bundle"))
     assert result.returncode == 1, result.stdout
     assert "Example Corp Interception" in result.stdout and "the OS store trusts that issuer" in result.stdout
@@ -46,7 +39,7 @@ def test_old_pip_behind_the_proxy_with_the_corp_root_in_the_os_store_says_run_bo
 
 def test_python_39_says_certifi_only_and_run_bootstrap(sandbox, proxy, tmp_path):
     sb = sandbox(corp_in_os_store=True, proxy=proxy)
-    python = make_venv(interp((3, 9)), tmp_path / "venv", with_pip=True)
+    python = make_venv(by_version((3, 9)), tmp_path / "venv", with_pip=True)
     result = doctor(sb, python, copy_bundle(tmp_path / "bundle"))
     assert result.returncode == 1
     assert "checks only certifi" in result.stdout and "python bootstrap.py" in result.stdout

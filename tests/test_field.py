@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bundle_helpers import bootstrap, by_version, copy_bundle, out, tree
-from testbed import LoopbackServer, make_venv
+from bundle_helpers import bootstrap, copy_bundle, out, tree
+from testbed import LoopbackServer, by_version, make_venv
 
 pytestmark = pytest.mark.e2e
 

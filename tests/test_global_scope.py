@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import tree_snapshot
 from bundle_helpers import USER, as_user, bootstrap, copy_bundle, out
 
 pytestmark = pytest.mark.e2e
@@ -31,20 +32,8 @@ def _needs_system_python():
 
 def machine_state(sb):
     """What the machine-wide files are, seen from inside the sandbox: each path's type, mode, owner and
-    SHA-256 (folders listed recursively)."""
-    code = ("import hashlib,json,os,stat,sys\n"
-            "out={}\n"
-            "def one(p):\n"
-            "  st=os.lstat(p)\n"
-            "  kind='dir' if stat.S_ISDIR(st.st_mode) else hashlib.sha256(open(p,'rb').read()).hexdigest()\n"
-            "  out[p]=[kind,oct(st.st_mode&0o7777),st.st_uid]\n"
-            "for top in sys.argv[1:]:\n"
-            "  if not os.path.lexists(top): out[top]='absent'; continue\n"
-            "  one(top)\n"
-            "  for d,dirs,files in os.walk(top):\n"
-            "    for n in dirs+files: one(os.path.join(d,n))\n"
-            "print(json.dumps(out,sort_keys=True))\n")
-    result = sb.run([str(SYSTEM_PYTHON), "-c", code] + list(MACHINE_FILES))
+    SHA-256 (folders listed recursively): "<sha256 or dir> <mode> <uid>"."""
+    result = sb.run([SYSTEM_PYTHON, tree_snapshot.SCRIPT, "--modes", "--owners", "-"] + list(MACHINE_FILES))
     assert result.returncode == 0, out(result)
     return json.loads(result.stdout)
 
@@ -74,7 +63,7 @@ def test_root_fixes_every_user_and_their_new_venvs_and_undo_restores_the_machine
     assert failed.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in out(failed), out(failed)
 
     # the user cannot do it for the machine: one sentence, exit 2, nothing changed (not even their HOME)
-    home_before = sorted(str(p) for p in user_home.rglob("*"))
+    home_before = tree_snapshot.tree(user_home)
     refused = as_user(sb, user_home, [str(SYSTEM_PYTHON), str(bundle / "bootstrap.py"), "--json", "--scope", "global",
                                       "--ca-file", str(ca)])
     doc = json.loads(refused.stdout)
@@ -82,7 +71,7 @@ def test_root_fixes_every_user_and_their_new_venvs_and_undo_restores_the_machine
     assert "--scope global changes pip's trust for every user of this computer, so it needs root" in doc["error"]
     assert "sudo " in doc["error"] and "nothing was changed" in doc["error"]
     assert machine_state(sb) == before
-    assert sorted(str(p) for p in user_home.rglob("*")) == home_before
+    assert tree_snapshot.tree(user_home) == home_before
 
     # root, as a fleet agent runs it (umask 077, as hardened machines set it)
     first = bootstrap(sb, SYSTEM_PYTHON, bundle, "--json", "--scope", "global", "--ca-file", ca, umask=0o077)
@@ -92,12 +81,12 @@ def test_root_fixes_every_user_and_their_new_venvs_and_undo_restores_the_machine
     assert "/usr/local/share/trustfix/ca-bundle.pem" in doc["files_changed"], doc["files_changed"]
     state = machine_state(sb)
     # every user reads the bundle and the configuration; only root writes them; the journal is root's alone
-    assert state["/usr/local/share/trustfix"] == ["dir", "0o755", 0]
-    assert state["/usr/local/share/trustfix/ca-bundle.pem"][1:] == ["0o644", 0]
-    assert state["/etc/pip.conf"][1:] == ["0o644", 0]
+    assert state["/usr/local/share/trustfix"] == "dir 755 0"
+    assert state["/usr/local/share/trustfix/ca-bundle.pem"].split()[1:] == ["644", "0"]
+    assert state["/etc/pip.conf"].split()[1:] == ["644", "0"]
     private = {p: v for p, v in state.items() if p not in ("/etc/pip.conf", "/usr/local/share/trustfix",
                                                             "/usr/local/share/trustfix/ca-bundle.pem")}
-    assert private and all(v[1] in ("0o600", "0o700") and v[2] == 0 for v in private.values()), private
+    assert private and all(v.split()[1:] in (["600", "0"], ["700", "0"]) for v in private.values()), private
 
     # the user: the old venv and a new one, no flags, no configuration of their own
     assert user_pip(sb, user_home, old_venv_python).returncode == 0

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from bundle_helpers import bootstrap, by_version, copy_bundle, installed_version, out, tree
-from testbed import discover_pythons, make_venv
+from bundle_helpers import bootstrap, copy_bundle, installed_version, out, tree
+from testbed import by_version, make_venv, need, pythons
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ def test_one_bootstrap_fixes_new_venvs_of_every_python_and_undo_restores_home(sa
     assert "Example Corp Interception" in Path(cert_value(sb.home)).read_text(errors="replace") or \
         any("Example Corp Interception" in s for s in bundle_certs(cert_value(sb.home)))
 
-    interps = discover_pythons()
+    interps = [need(i) for i in pythons(min=(3, 6))]
     assert len(interps) >= 2, "this test needs at least two Pythons: {}".format(interps)
 
     def try_venv(interp):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import discover_python2, pythons
+from testbed import by_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,7 +51,7 @@ def test_candidates_come_from_path_and_pyenv_named_as_interpreters_once_each(tmp
 
 
 def test_probe_reads_version_pip_and_ensurepip_of_a_real_python():
-    interp = pythons(min=(3, 9))[0]
+    interp = by_version((3, 9))
     info = bootstrap.probe_python(str(interp.path))
     assert "error" not in info, info
     assert info["version"][:2] == interp.version
@@ -60,10 +60,7 @@ def test_probe_reads_version_pip_and_ensurepip_of_a_real_python():
 
 
 def test_python_2_is_probed_and_named_unsupported():
-    py2 = discover_python2()
-    if not py2:
-        pytest.skip("no Python 2 on this machine")
-    info = bootstrap.probe_python(str(py2))
+    info = bootstrap.probe_python(str(by_version((2, 7)).path))
     assert info["version"][:1] == (2,), info
     assert "not supported" in bootstrap.why_not_install(info)
 

@@ -7,51 +7,18 @@ import shutil
 
 import pytest
 
-from bundle_helpers import bootstrap, by_version, changes, copy_bundle, expected_pins, installed_version, out
-from testbed import make_venv, pythons
+from bundle_helpers import bootstrap, changes, copy_bundle, expected_pins, installed_version, out
+from tree_snapshot import SCRIPT as SNAPSHOT_SCRIPT, tree
+from testbed import by_version, make_venv, pythons
 
 pytestmark = pytest.mark.e2e
 
 SUPPORTED = pythons(min=(3, 8))
-PAIR = [i for i in SUPPORTED if i.version in ((3, 9), (3, 12))] or SUPPORTED[:1]
-
-
-# A file-tree snapshot with file modes: {path: "sha256 mode" | "dir mode" | "link:target"}. It is a script
-# so the same code can run inside a sandbox run (where an overlay exists only for that run).
-SNAPSHOT = r'''
-import hashlib, json, os, stat, sys
-
-def snapshot(folders):
-    out = {}
-    for top in folders:
-        for dirpath, dirnames, filenames in os.walk(str(top)):
-            dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-            for name in dirnames + filenames:
-                if name.endswith(".pyc"):
-                    continue
-                path = os.path.join(dirpath, name)
-                st = os.lstat(path)
-                if stat.S_ISLNK(st.st_mode):
-                    out[path] = "link:" + os.readlink(path)
-                    continue
-                if stat.S_ISDIR(st.st_mode):
-                    what = "dir"
-                else:
-                    with open(path, "rb") as f:
-                        what = hashlib.sha256(f.read()).hexdigest()
-                out[path] = "{} {:o}".format(what, stat.S_IMODE(st.st_mode))
-    return out
-
-if __name__ == "__main__":
-    with open(sys.argv[1], "w") as f:
-        json.dump(snapshot(sys.argv[2:]), f, indent=0, sort_keys=True)
-'''
-_ns = {"__name__": "snapshot"}
-exec(SNAPSHOT, _ns)
+PAIR = [i for i in SUPPORTED if i.version in ((3, 9), (3, 12))]
 
 
 def snapshot(*folders):
-    return _ns["snapshot"](folders)
+    return tree(*folders, modes=True)
 
 
 # --- undo ------------------------------------------------------------------------------------------
@@ -64,13 +31,13 @@ mount -t overlay overlay -o "lowerdir=$lib,upperdir=$upper,workdir=$work" "$lib"
 mount -t overlay overlay -o "lowerdir=$bin,upperdir=$bupper,workdir=$bwork" "$bin"
 : > "$lib/EXTERNALLY-MANAGED"
 set +e
-"$python" -I -S -B "$snap" "$dump/before.json" "$site" "$bin" || exit 90
+"$python" -I -S -B "$snap" --modes "$dump/before.json" "$site" "$bin" || exit 90
 echo "@@ install"
 "$python" "$boot" --offline --break-system-packages
 echo "@@ install exit $?"
 "$python" "$boot" undo
 echo "@@ undo exit $?"
-"$python" -I -S -B "$snap" "$dump/after.json" "$site" "$bin" || exit 91
+"$python" -I -S -B "$snap" --modes "$dump/after.json" "$site" "$bin" || exit 91
 echo "@@ snapshot before"; cat "$dump/before.json"; echo
 echo "@@ snapshot after"; cat "$dump/after.json"; echo
 """
@@ -93,8 +60,7 @@ def test_undo_after_break_system_packages_restores_the_interpreter_exactly(sandb
     for name in ("upper", "work", "bin-upper", "bin-work", "dump"):
         dirs[name] = tmp_path / name
         dirs[name].mkdir()
-    snap = tmp_path / "snapshot.py"
-    snap.write_text(SNAPSHOT)
+    snap = SNAPSHOT_SCRIPT
     sb = sandbox(offline=True)                                   # a fresh HOME: the journal is this test's own
     bundle = copy_bundle(tmp_path / "bundle")
     result = sb.run(["sh", "-c", EXTERNALLY_MANAGED_UNDO, "sh", stdlib, dirs["upper"], dirs["work"],

@@ -45,17 +45,38 @@ def _version_of(path):
     return (int(m.group(1)), int(m.group(2))) if out.returncode == 0 and m else None
 
 
+# The environment as the session started: tests swap HOME (and scrub variables) before they look for a Python.
+_ENV = dict(os.environ)
+IN_CI = _ENV.get("CI", "").lower() == "true"
+NEWEST = (3, 13)                    # CI has every CPython 3.8 .. NEWEST, and each older one a test names
+
+
+def _output(argv):
+    try:
+        return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=_ENV, timeout=20,
+                              universal_newlines=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def _candidates():
-    roots = [os.environ.get("PYENV_ROOT"), os.path.expanduser("~/.pyenv"), "/root/.pyenv"]
-    for root in filter(None, roots):
-        yield from sorted(glob.glob(os.path.join(root, "versions", "*", "bin", "python")))
+    """pyenv's interpreters (`pyenv versions --bare` under `pyenv root`, or the versions folder of
+    PYENV_ROOT / ~/.pyenv where the pyenv command is missing), python3.X on PATH, and `py -0p` on Windows."""
+    pyenv = shutil.which("pyenv", path=_ENV.get("PATH"))
+    if pyenv:
+        root = _output([pyenv, "root"]).strip()
+        for version in _output([pyenv, "versions", "--bare"]).split():
+            yield os.path.join(root, "versions", version, "bin", "python")
+    else:
+        home = _ENV.get("HOME") or os.path.expanduser("~")
+        for root in filter(None, [_ENV.get("PYENV_ROOT"), os.path.join(home, ".pyenv")]):
+            yield from sorted(glob.glob(os.path.join(root, "versions", "*", "bin", "python")))
     for minor in range(6, 20):
-        found = shutil.which("python3.{}".format(minor))
+        found = shutil.which("python3.{}".format(minor), path=_ENV.get("PATH"))
         if found:
             yield found
-    if os.name == "nt" and shutil.which("py"):
-        out = subprocess.run(["py", "-0p"], stdout=subprocess.PIPE, universal_newlines=True)
-        for line in out.stdout.splitlines():
+    if os.name == "nt" and shutil.which("py", path=_ENV.get("PATH")):
+        for line in _output(["py", "-0p"]).splitlines():
             m = re.search(r"([A-Za-z]:\\.*python\.exe)", line)
             if m:
                 yield m.group(1)
@@ -65,11 +86,13 @@ _CACHE = {}
 
 
 def _all_pythons():
+    """{(major, minor): Interp}: the first candidate of each version that really runs (pyenv's python3.X
+    shims refuse to, and are dropped)."""
     if "all" not in _CACHE:
         seen, found = set(), []
         for candidate in _candidates():
             real = os.path.realpath(candidate)
-            if real in seen:
+            if real in seen or not os.path.exists(real):
                 continue
             seen.add(real)
             version = _version_of(candidate)
@@ -78,21 +101,43 @@ def _all_pythons():
         by_version = {}
         for interp in sorted(found):
             by_version.setdefault(interp.version, interp)
-        _CACHE["all"] = sorted(by_version.values())
+        _CACHE["all"] = by_version
     return _CACHE["all"]
 
 
-def discover_pythons():
-    """Every CPython 3.6+ on this machine, one per minor version, sorted."""
-    return [i for i in _all_pythons() if i.version >= (3, 6)]
-
-
-def discover_python2():
-    return next((i.path for i in _all_pythons() if i.version[0] == 2), None)
-
-
 def pythons(min=(3, 8), max=None):
-    return [i for i in discover_pythons() if i.version >= min and (max is None or i.version <= max)]
+    """One Interp per minor version from min to max (default: every one found): those found here, and,
+    for each version from min to NEWEST not found, an Interp whose path is None. A test that gets one
+    fails in CI and skips elsewhere, naming the version (conftest.py); make_venv and by_version do the same."""
+    found = _all_pythons()
+    versions = set(v for v in found if v >= min and (max is None or v <= max) and v[0] == 3)
+    top = NEWEST if max is None or max > NEWEST else max
+    if min[0] == 3:
+        versions |= set((3, minor) for minor in range(min[1], top[1] + 1))
+    return [found.get(v) or Interp(v, None) for v in sorted(versions)]
+
+
+def missing(interp):
+    """Why interp cannot be used (its version is not installed here), or None."""
+    if interp.path is not None:
+        return None
+    return "Python {} is not installed here (looked for pyenv's versions, python3.X on PATH, py -0p)".format(interp)
+
+
+def need(interp):
+    """interp itself; or, if it is missing, fail in CI (env CI=true) and skip elsewhere, saying which."""
+    why = missing(interp)
+    if why:
+        import pytest
+        if IN_CI:
+            pytest.fail("CI=true but " + why)
+        pytest.skip(why)
+    return interp
+
+
+def by_version(version):
+    """The interpreter of that (major, minor) — 3.6 and 2.7 too — or fail (CI) / skip (elsewhere)."""
+    return need(_all_pythons().get(tuple(version)) or Interp(tuple(version), None))
 
 
 def scrubbed_env(home=None, extra=None):
@@ -106,7 +151,7 @@ def scrubbed_env(home=None, extra=None):
 
 def make_venv(interp, path, with_pip):
     """A venv of interp at path; with_pip=True gives the old pip that venv bundles. Returns its python."""
-    args = [str(interp.path), "-m", "venv", str(path)]
+    args = [str(need(interp).path), "-m", "venv", str(path)]
     if not with_pip:
         args.insert(3, "--without-pip")
     env = scrubbed_env(home=path, extra={"PIP_CONFIG_FILE": os.devnull})
