@@ -733,7 +733,7 @@ def find_wheel(folder, pin):
 #   owners_matter: POSIX owners and modes (check_private, RunLock)    try_lock(fd) -> bool
 #   hiding_variables() -> [(name, value)] that replace the OS store for truststore (SSL_CERT_FILE on Linux)
 #   user_scheme() -> sysconfig scheme of --user installs   scratch_dir() -> folder for temporary files or None
-#   read_proxy_settings(run) -> (source, {pac, proxy, auto_detect} or None)   proc_version() -> text (WSL)
+#   read_proxy_settings(run, environ) -> (source, {pac, proxy, auto_detect} or None)   proc_version() -> text (WSL)
 # --------------------------------------------------------------------------------------------------
 
 def _xdg(var, default):
@@ -883,7 +883,11 @@ class _Linux(_Posix):
             _Linux.is_anchor_path(str(record.get("path"))) and record.get("command") in [c for _, c in _Linux.anchors]
 
     @staticmethod
-    def read_proxy_settings(run):
+    def read_proxy_settings(run, environ):
+        """GNOME's settings, in a desktop session only (XDG_CURRENT_DESKTOP or a session bus): outside one (ssh,
+        a service, CI) there are none to read, and dconf would create ~/.cache/dconf (doctor changes nothing)."""
+        if not (environ.get("XDG_CURRENT_DESKTOP") or environ.get("DBUS_SESSION_BUS_ADDRESS")):
+            return SOURCE_GNOME, None
         return SOURCE_GNOME, read_gsettings(run)
 
     @staticmethod
@@ -975,7 +979,7 @@ class _MacOS(_Posix, _CommandStore):
         return "osx_framework_user" if sysconfig.get_config_var("PYTHONFRAMEWORK") else "posix_user"
 
     @staticmethod
-    def read_proxy_settings(run):
+    def read_proxy_settings(run, environ):
         return SOURCE_MACOS, read_scutil_proxy(run)
 
     @staticmethod
@@ -1061,7 +1065,7 @@ class _Windows(_CommandStore):
         return "nt_user"
 
     @staticmethod
-    def read_proxy_settings(run):
+    def read_proxy_settings(run, environ):
         return SOURCE_WINDOWS, read_reg_internet_settings(run)
 
     @staticmethod
@@ -3979,8 +3983,8 @@ def read_gsettings(run):
 def system_proxy_settings(platform, run, environ):
     """{"source", "pac", "proxy", "auto_detect"} of the OS proxy settings of platform (a sys.platform value),
     read by that OS class's reader through run(cmd) -> (returncode, stdout); None when there are none. On
-    Linux GNOME's settings, wherever gsettings answers (environ is not needed to tell)."""
-    source, settings = {"win32": _Windows, "darwin": _MacOS}.get(platform, _Linux).read_proxy_settings(run)
+    Linux GNOME's settings, in a desktop session (environ tells)."""
+    source, settings = {"win32": _Windows, "darwin": _MacOS}.get(platform, _Linux).read_proxy_settings(run, environ)
     if settings is None:
         return None
     result = {"source": source}

@@ -14,6 +14,7 @@ import base64
 import configparser
 import datetime
 import difflib
+import errno
 import glob
 import hashlib
 import importlib.util
@@ -711,18 +712,6 @@ def test_set_ini_key_changes_only_the_cert_line(kind):
     assert again == out                                          # idempotent: a re-run changes nothing
 
 
-def test_remove_ini_key_removes_only_the_global_key():
-    out = bootstrap.remove_ini_key(PIP_CONF, "global", "cert")
-    assert [l for l in difflib.ndiff(PIP_CONF.splitlines(), out.splitlines()) if l[:1] in "+-"] == \
-        ["- cert = /old/corp.pem"]
-    assert "cert" not in read_ini(out)["global"] and read_ini(out)["install"]["cert"] == "/install/only.pem"
-    assert bootstrap.remove_ini_key("[global]\ntrusted_host = a\nx = 1\n", "global", "trusted-host") == \
-        "[global]\nx = 1\n"
-    set_then_removed = bootstrap.remove_ini_key(
-        bootstrap.set_ini_key(PIP_CONF.replace("cert = /old/corp.pem\n", ""), "global", "cert", "/b"), "global", "cert")
-    assert set_then_removed == PIP_CONF.replace("cert = /old/corp.pem\n", "")
-
-
 # ==================================================================================================
 # 4. pip configuration discovery
 # ==================================================================================================
@@ -1098,7 +1087,7 @@ def test_add_to_os_store_runs_the_command_on_the_ca_file_and_undo_mirrors_it(cor
     monkeypatch.setattr(bootstrap, "run", recorder)
     journal = bootstrap.journal_load()
     info = bootstrap.parse_cert(der(corp["root"]))
-    plan = {"extras": [(der(corp["root"]), info), (der(corp["other"]), bootstrap.parse_cert(der(corp["other"])))]}
+    plan = plan_of(extras=[(der(corp["root"]), info), (der(corp["other"]), bootstrap.parse_cert(der(corp["other"])))])
     assert bootstrap.add_to_os_store(plan, ui, journal) is True
     [add] = recorder.calls                                     # "other" is in the store already: skipped
     expected = TestOS.add_ca(der(corp["root"]), info)
@@ -1106,7 +1095,7 @@ def test_add_to_os_store_runs_the_command_on_the_ca_file_and_undo_mirrors_it(cor
     assert add["cmd"] == [ca_file if part == "{file}" else part for part in expected["command"]]
     assert x509.load_pem_x509_certificate(seen[ca_file]) == corp["root"]
     assert not os.path.exists(ca_file)                          # the temporary file is gone
-    assert bootstrap.undo(argparse.Namespace(), ui) == 0
+    assert bootstrap.undo(ui) == 0
     assert recorder.calls[-1]["cmd"] == expected["undo"]
 
 
@@ -1171,7 +1160,7 @@ def test_change_file_creates_a_new_file_and_undo_removes_it_and_its_folders(lapt
     assert bootstrap.change_file(journal, str(path), b"[global]\ncert = /b.pem\n") is True
     assert path.read_bytes() == b"[global]\ncert = /b.pem\n"
     assert (state / "journal.json").is_file()
-    assert bootstrap.undo(argparse.Namespace(), ui) == 0
+    assert bootstrap.undo(ui) == 0
     assert not path.exists() and not (laptop / ".config").exists()
     assert not state.exists()
     assert sorted(os.listdir(str(tmp_path))) == ["home"] and os.listdir(str(laptop)) == []
@@ -1187,7 +1176,7 @@ def test_change_file_backs_up_an_existing_file_and_keeps_its_mode(laptop, ui):
     backup = Path(os.environ["TRUSTFIX_STATE_DIR"]) / entry["backup"]
     assert backup.read_bytes() == original
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert bootstrap.undo(argparse.Namespace(), ui) == 0
+    assert bootstrap.undo(ui) == 0
     assert path.read_bytes() == original and stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
@@ -1199,7 +1188,7 @@ def test_change_file_twice_keeps_the_first_backup_even_across_runs(laptop, ui):
     assert bootstrap.change_file(journal, str(path), b"second run\n") is True
     assert len(journal["files"]) == 1
     assert (Path(os.environ["TRUSTFIX_STATE_DIR"]) / journal["files"][0]["backup"]).read_bytes() == b"original\n"
-    bootstrap.undo(argparse.Namespace(), ui)
+    bootstrap.undo(ui)
     assert path.read_bytes() == b"original\n"
 
 
@@ -1227,7 +1216,7 @@ def test_undo_restores_every_file_byte_for_byte(laptop, tmp_path, ui, monkeypatc
     for i, path in enumerate(files):
         bootstrap.change_file(journal, str(path), "changed {}\n".format(i).encode())
     bootstrap.change_file(journal, str(laptop / "notes.bin"), b"changed again\n")
-    assert bootstrap.undo(argparse.Namespace(), ui) == 0
+    assert bootstrap.undo(ui) == 0
     after = tree(laptop)
     assert after == before
     assert sorted(str(p.relative_to(laptop)) for p in laptop.rglob("*")) == [".pip", ".pip/pip.conf", "notes.bin"]
@@ -1240,7 +1229,7 @@ def test_undo_keeps_a_file_the_user_changed_afterwards(laptop, ui):
     journal = bootstrap.journal_load()
     bootstrap.change_file(journal, str(path), b"[global]\ntimeout = 5\ncert = /b\n")
     path.write_bytes(b"[global]\ntimeout = 5\ncert = /b\nindex-url = https://edited/simple\n")
-    bootstrap.undo(argparse.Namespace(), ui)
+    bootstrap.undo(ui)
     assert path.read_bytes() == b"[global]\ntimeout = 5\n"
     [aside] = list(path.parent.glob("pip.conf.changed-after-trustfix-*"))
     assert aside.read_bytes().endswith(b"index-url = https://edited/simple\n")
@@ -1248,7 +1237,7 @@ def test_undo_keeps_a_file_the_user_changed_afterwards(laptop, ui):
 
 
 def test_undo_with_nothing_recorded(ui):
-    assert bootstrap.undo(argparse.Namespace(), ui) == 0
+    assert bootstrap.undo(ui) == 0
     assert ui.steps[-1]["status"] == "ok" and "nothing to undo" in ui.steps[-1]["summary"]
 
 
@@ -1259,7 +1248,7 @@ def test_undo_keeps_a_symlinked_pip_conf_a_symlink(laptop, tmp_path, ui):
     link.symlink_to(target)
     journal = bootstrap.journal_load()
     bootstrap.change_file(journal, str(link), b"[global]\ntimeout = 5\ncert = /b\n")
-    bootstrap.undo(argparse.Namespace(), ui)
+    bootstrap.undo(ui)
     assert link.is_symlink() and os.readlink(str(link)) == str(target)
     assert target.read_bytes() == b"[global]\ntimeout = 5\n"
 
@@ -1273,12 +1262,18 @@ def live_pins(python=(3, 12)):
 
 
 def survey(**kw):
-    s = {"python": {"venv": False, "version": "3.12.1", "executable": sys.executable, "prefix": sys.prefix},
-         "dists": {}, "pip": None, "truststore": None, "externally_managed": None, "purelib": "/usr/lib/python3/site",
-         "purelib_writable": True, "user_site_enabled": True, "index_url": "https://pypi.org/simple",
-         "proxy": None, "config_sources": [], "certifi_files": []}
-    s.update(kw)
-    return s
+    """A Survey of a laptop's Python: every field, the given ones replaced."""
+    fields = dict(version="3.12.1", executable=sys.executable, prefix=sys.prefix, venv=False, openssl="OpenSSL 3",
+                  os="Linux", pip=None, truststore=None, dists={}, externally_managed=None,
+                  purelib="/usr/lib/python3/site", purelib_writable=True, user_site_enabled=True,
+                  index_url="https://pypi.org/simple", proxy=None, config_sources=[], certifi_files=[])
+    fields.update(kw)
+    return bootstrap.Survey(**fields)
+
+
+def plan_of(**fields):
+    """A Plan with the fields a test sets (the rest as make_plan starts them)."""
+    return bootstrap.Plan(fields.pop("pins", {}), fields.pop("mode", "online"), **fields)
 
 
 HOSTILE_ENV = {"PIP_INDEX_URL": "https://evil.example/simple", "PIP_REQUIRE_VIRTUALENV": "1",
@@ -1296,15 +1291,14 @@ def test_install_runs_the_pinned_pip_from_its_wheel_isolated(tmp_path, monkeypat
     workdir = tmp_path / "work"
     workdir.mkdir()
     pins = live_pins()
-    plan = {"skip_install": None, "install": [pins["pip"], pins["truststore"]], "flags": flags, "where": "here",
-            "pins": pins}
+    plan = plan_of(install=[pins["pip"], pins["truststore"]], flags=flags, where="here", pins=pins)
     files = {"pip": str(workdir / "pip-26.3-py3-none-any.whl")}
     shutil.copyfile(str(ROOT / "wheels" / "pip-26.3-py3-none-any.whl"), files["pip"])
     requirements = {}
     recorder = Recorder(on_call=lambda cmd: requirements.update(
         text=Path(cmd[cmd.index("-r") + 1]).read_text()))
     monkeypatch.setattr(bootstrap, "run", recorder)
-    bootstrap.install(plan, survey(python={"venv": venv}), argparse.Namespace(), ui, bootstrap.journal_load(),
+    bootstrap.install(plan, survey(venv=venv), ui, bootstrap.journal_load(),
                       files, str(workdir))
     [call] = recorder.calls
     req = str(workdir / "requirements.txt")
@@ -1347,11 +1341,11 @@ def test_the_installer_with_an_unsafe_member_name_is_refused(tmp_path, name):
 
 def test_install_failure_names_the_packages_and_quotes_pip(tmp_path, monkeypatch, ui):
     pins = live_pins()
-    plan = {"skip_install": None, "install": [pins["pip"]], "flags": [], "where": "here", "pins": pins}
+    plan = plan_of(install=[pins["pip"]], where="here", pins=pins)
     monkeypatch.setattr(bootstrap, "run", Recorder(returncode=1, stdout="Processing ./pip.whl\nERROR: THESE PACKAGES "
                                                    "DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"))
     with pytest.raises(bootstrap.Failure) as e:
-        bootstrap.install(plan, survey(), argparse.Namespace(), ui, bootstrap.journal_load(),
+        bootstrap.install(plan, survey(), ui, bootstrap.journal_load(),
                           {"pip": str(ROOT / "wheels" / "pip-26.3-py3-none-any.whl")}, str(tmp_path))
     assert "pip" in e.value.args[0] and "DO NOT MATCH THE HASHES" in e.value.args[0]
 
@@ -1359,22 +1353,21 @@ def test_install_failure_names_the_packages_and_quotes_pip(tmp_path, monkeypatch
 def test_install_skipped_or_nothing_to_do_runs_nothing(monkeypatch, ui, tmp_path):
     recorder = Recorder()
     monkeypatch.setattr(bootstrap, "run", recorder)
-    for plan, status in (({"skip_install": "managed by the OS", "install": []}, "skipped"),
-                         ({"skip_install": None, "install": []}, "ok")):
-        bootstrap.install(plan, survey(pip="26.3"), argparse.Namespace(), ui, {}, {}, str(tmp_path))
+    for plan, status in ((plan_of(skip_install="managed by the OS"), "skipped"), (plan_of(), "ok")):
+        bootstrap.install(plan, survey(pip="26.3"), ui, bootstrap.journal_load(), {}, str(tmp_path))
         assert ui.steps[-1]["status"] == status
     assert recorder.calls == []
 
 
 def test_install_target_venv_installs_with_no_flags():
-    flags, skip, where = bootstrap.install_target(survey(python={"venv": True}, purelib_writable=True),
+    flags, skip, where = bootstrap.install_target(survey(venv=True, purelib_writable=True),
                                                   argparse.Namespace(break_system_packages=False))
     assert (flags, skip) == ([], None) and sys.prefix in where
 
 
 def test_install_target_unwritable_venv_is_a_failure_naming_it():
     with pytest.raises(bootstrap.Failure, match="is not writable"):
-        bootstrap.install_target(survey(python={"venv": True}, purelib_writable=False),
+        bootstrap.install_target(survey(venv=True, purelib_writable=False),
                                  argparse.Namespace(break_system_packages=False))
 
 
@@ -1402,7 +1395,7 @@ def test_install_target_externally_managed_is_skipped_with_the_reason(managed_py
     assert flags == [] and where is None
     assert managed_python in skip and "--break-system-packages" in skip and "venv" in skip
     flags, skip, where = bootstrap.install_target(s, argparse.Namespace(break_system_packages=True))
-    assert (flags, skip, where) == (["--break-system-packages"], None, s["purelib"])
+    assert (flags, skip, where) == (["--break-system-packages"], None, s.purelib)
 
 
 def test_install_target_unwritable_site_packages_uses_user_site():
@@ -1443,6 +1436,10 @@ def os_store(monkeypatch):
             @staticmethod
             def os_roots():
                 return list(ders)
+
+            @staticmethod
+            def os_context():                                 # what truststore would verify with
+                return bootstrap.pip_verifier(cadata="".join(bootstrap.der_to_pem(d) for d in ders))
         monkeypatch.setattr(bootstrap, "OS", TestOS)
     return set_roots
 
@@ -1451,119 +1448,80 @@ def given(*certs):
     return [(der(c), bootstrap.parse_cert(der(c))) for c in certs]
 
 
-def trust_plan(pip_after, probe, issuer=None):
-    plan = {"pip_after": pip_after, "probe": probe, "notes": [], "strategy": "none", "extras": [], "trust_reason": ""}
-    if issuer is not None:
-        plan["issuer"] = issuer
-    return plan
-
-
-S = {"index_url": "https://pypi.org/simple"}
+LOOPBACK_INDEX = "https://127.0.0.1:9/simple"     # refused at once: a chain search may probe, never beyond loopback
 UNTRUSTED = "untrusted: [SSL: CERTIFICATE_VERIFY_FAILED] unable to get local issuer certificate"
+OK, BAD = "ok", UNTRUSTED
+
+
+def probe_of(word):
+    return bootstrap.Probe("ok", "HTTP 200") if word == OK else bootstrap.Probe("untrusted", word[len("untrusted: "):])
 
 
 def extras_of(plan):
-    return [d for d, _ in plan["extras"]]
+    return [d for d, _ in plan.extras]
 
 
 def public_roots(n=5):
     return [der(c) for c in load_pem_list(certifi_pem())[:n]]
 
 
-def test_trust_python_3_9_bundles_the_given_cas(os_store, corp):
-    os_store(public_roots() + [der(corp["root"])])
-    plan = trust_plan("26.0.1", {"os": "ok", "certifi": UNTRUSTED})
-    bootstrap.decide_trust(plan, S, given(corp["root"]), certifi_pem(), (3, 9))
-    assert plan["strategy"] == "bundle" and extras_of(plan) == [der(corp["root"])]
-    assert "3.9" in plan["trust_reason"]
+# decide_trust's table (its docstring), one row per case. Columns: the OS store beyond certifi's roots, the pip
+# after the run, the Python, the probes (os, certifi; {} offline), the issuer the index presents ("leaf": the
+# corporate leaf, a name: an issuer the OS does not know), the CAs given; then the strategy, the extras, words of
+# the reason (a word starting with "!" must be absent), and the notes (how many, and words of the first).
+TRUST_TABLE = [
+    ("3.9, a CA given", ["root"], "26.0.1", (3, 9), {"os": OK, "certifi": BAD}, None, ["root"],
+     "bundle", ["root"], ["3.9"], (0, [])),
+    ("3.9, certifi alone verifies", ["root", "other"], "26.0.1", (3, 9), {"os": OK, "certifi": OK}, None, [],
+     "none", [], ["certifi alone verifies 127.0.0.1"], (0, [])),
+    ("3.9, online: only the OS root that issued what is presented", ["other", "root"], "26.0.1", (3, 9),
+     {"os": OK, "certifi": BAD}, "leaf", [], "bundle", ["root"], ["Example Corp TLS Inspection Root CA"], (0, [])),
+    ("3.9, online: the issuer is not in the OS store", ["other"], "26.0.1", (3, 9), {"os": BAD, "certifi": BAD},
+     "leaf", [], "none", [], ["--ca-file"], (0, [])),
+    ("3.9, offline: every OS-only root, said", ["root", "other"], "26.0.1", (3, 9), {}, None, [],
+     "bundle", ["root", "other"], ["2 CA(s)"], (1, ["offline", "2", "--ca-file"])),
+    ("3.12, old pip, a CA given", ["root"], "23.2.1", (3, 12), {"os": OK, "certifi": BAD}, None, ["root"],
+     "bundle", ["root"], ["23.2.1"], (0, [])),
+    ("3.12, new pip, intercepted: the root behind the chain for the user's other pips", ["root", "other"], "26.3",
+     (3, 12), {"os": OK, "certifi": BAD}, "leaf", [], "bundle", ["root"], ["every pip of this user"], (0, [])),
+    ("3.12, new pip, a given CA the OS has", ["root"], "26.3", (3, 12), {"os": OK, "certifi": BAD}, None, ["root"],
+     "bundle", ["root"], ["!lacks"], (0, [])),
+    ("3.12, new pip, a given CA the OS lacks", ["root"], "26.3", (3, 12), {"os": OK, "certifi": BAD}, None,
+     ["root", "other"], "bundle", ["root", "other"], ["lacks C=DE, O=Somebody Else, CN=Other Private Root"], (0, [])),
+    ("3.12, new pip, not intercepted", ["root"], "26.3", (3, 12), {"os": OK, "certifi": OK}, None, [],
+     "none", [], ["nothing to write"], (0, [])),
+    ("3.12, new pip, offline: older pips will fail", ["root"], "26.3", (3, 12), {}, None, [],
+     "none", [], ["not checked (offline)"], (1, ["older bundled pip", "ca/", "online"])),
+    ("3.12, new pip, the issuer is unknown: older pips will fail", ["root"], "26.3", (3, 12),
+     {"os": OK, "certifi": BAD}, "CN=Nobody The OS Knows", [], "none", [], ["no CA named CN=Nobody The OS Knows"],
+     (1, ["older bundled pip", "ca/", "online"])),
+    ("3.13, new pip, the OS store does not verify: what to do", [], "26.3", (3, 13), {"os": BAD, "certifi": BAD},
+     "leaf", [], "none", [], ["--ca-file"], (1, ["--ca-file", "Example Corp TLS Inspection Root CA"])),
+]
 
 
-def test_trust_python_3_12_new_pip_intercepted_bundles_the_root_for_the_users_other_pips(os_store, corp):
-    """pip 26.3 itself works through the OS store, but the user's next venv gets pip 23.x (certifi only):
-    the root behind the presented chain goes into the bundle all the same."""
-    os_store(public_roots() + [der(corp["root"]), der(corp["other"])])
-    presented = bootstrap.parse_cert(der(corp["leaf"]))
-    plan = trust_plan("26.3", {"os": "ok", "certifi": UNTRUSTED}, issuer=presented)
-    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 12))
-    assert plan["strategy"] == "bundle" and extras_of(plan) == [der(corp["root"])]
-    assert "every pip of this user" in plan["trust_reason"] and plan["notes"] == []
-
-
-def test_trust_python_3_12_new_pip_bundles_every_given_ca_also_those_the_os_has(os_store, corp):
-    os_store(public_roots() + [der(corp["root"])])
-    for explicit, lacks in ((given(corp["root"]), False), (given(corp["root"], corp["other"]), True)):
-        plan = trust_plan("26.3", {"os": "ok", "certifi": UNTRUSTED})
-        bootstrap.decide_trust(plan, S, explicit, certifi_pem(), (3, 12))
-        assert plan["strategy"] == "bundle" and extras_of(plan) == [d for d, _ in explicit]
-        assert ("lacks C=DE, O=Somebody Else, CN=Other Private Root" in plan["trust_reason"]) == lacks
-
-
-def test_trust_python_3_12_new_pip_not_intercepted_writes_nothing(os_store, corp):
-    os_store(public_roots() + [der(corp["root"])])
-    plan = trust_plan("26.3", {"os": "ok", "certifi": "ok"})
-    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 12))
-    assert plan["strategy"] == "none" and plan["notes"] == [] and "nothing to write" in plan["trust_reason"]
-
-
-@pytest.mark.parametrize("probe", [{}, {"os": "ok", "certifi": UNTRUSTED}], ids=["offline", "issuer unknown"])
-def test_trust_python_3_12_new_pip_no_ca_identifiable_says_older_pips_will_fail(os_store, corp, probe):
-    os_store(public_roots() + [der(corp["root"])])
-    plan = trust_plan("26.3", probe, issuer=bootstrap.parse_cert(der(corp["leaf"])) if probe else None)
-    if probe:
-        plan["issuer"]["issuer"] = "CN=Nobody The OS Knows"
-    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 12))
-    assert plan["strategy"] == "none"
-    [note] = plan["notes"]
-    assert "older bundled pip" in note and "ca/" in note and "online" in note
-
-
-def test_trust_python_3_12_old_pip_bundles_the_given_cas(os_store, corp):
-    os_store(public_roots() + [der(corp["root"])])
-    plan = trust_plan("23.2.1", {"os": "ok", "certifi": UNTRUSTED})
-    bootstrap.decide_trust(plan, S, given(corp["root"]), certifi_pem(), (3, 12))
-    assert plan["strategy"] == "bundle" and extras_of(plan) == [der(corp["root"])]
-    assert "23.2.1" in plan["trust_reason"]
-
-
-def test_trust_certifi_alone_verifies_and_nothing_given_writes_nothing(os_store, corp):
-    os_store(public_roots() + [der(corp["root"]), der(corp["other"])])
-    plan = trust_plan("26.0.1", {"os": "ok", "certifi": "ok"})
-    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 9))
-    assert plan["strategy"] == "none" and plan["extras"] == []
-    assert "certifi alone verifies pypi.org" in plan["trust_reason"]
-
-
-def test_trust_online_takes_only_the_os_ca_that_issued_the_presented_certificate(os_store, corp):
-    os_store(public_roots() + [der(corp["other"]), der(corp["root"])])
-    presented = bootstrap.parse_cert(der(corp["leaf"]))
-    plan = trust_plan("26.0.1", {"os": "ok", "certifi": UNTRUSTED}, issuer=presented)
-    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 9))
-    assert plan["strategy"] == "bundle" and extras_of(plan) == [der(corp["root"])]
-    assert "Example Corp TLS Inspection Root CA" in plan["trust_reason"]
-
-
-def test_trust_online_issuer_unknown_to_the_os_store_takes_nothing(os_store, corp):
-    os_store(public_roots() + [der(corp["other"])])
-    plan = trust_plan("26.0.1", {"os": UNTRUSTED, "certifi": UNTRUSTED}, issuer=bootstrap.parse_cert(der(corp["leaf"])))
-    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 9))
-    assert plan["strategy"] == "none" and plan["extras"] == [] and "--ca-file" in plan["trust_reason"]
-
-
-def test_trust_offline_takes_every_os_only_root_and_says_so(os_store, corp):
-    os_store(public_roots() + [der(corp["root"]), der(corp["other"])])
-    plan = trust_plan("26.0.1", {})
-    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 9))
-    assert plan["strategy"] == "bundle" and extras_of(plan) == [der(corp["root"]), der(corp["other"])]
-    assert len(plan["notes"]) == 1 and "offline" in plan["notes"][0] and "2" in plan["notes"][0]
-    assert "--ca-file" in plan["notes"][0]
-
-
-def test_trust_new_pip_untrusted_by_os_and_nothing_given_says_what_to_do(os_store, corp):
-    os_store(public_roots())
-    plan = trust_plan("26.3", {"os": UNTRUSTED, "certifi": UNTRUSTED}, issuer=bootstrap.parse_cert(der(corp["leaf"])))
-    bootstrap.decide_trust(plan, S, [], certifi_pem(), (3, 13))
-    assert plan["strategy"] == "none"
-    assert plan["notes"] and "--ca-file" in plan["notes"][0] and "Example Corp TLS Inspection Root CA" in plan["notes"][0]
+@pytest.mark.parametrize("store,pip_after,python,probe,issuer,given_names,strategy,extras,reason,notes",
+                         [row[1:] for row in TRUST_TABLE], ids=[row[0] for row in TRUST_TABLE])
+def test_the_trust_decision_table(os_store, corp, store, pip_after, python, probe, issuer, given_names, strategy,
+                                  extras, reason, notes):
+    os_store(public_roots() + [der(corp[name]) for name in store])
+    presented = None
+    if issuer:
+        presented = bootstrap.parse_cert(der(corp["leaf"]))
+        if issuer != "leaf":
+            presented["issuer"] = issuer
+    plan = plan_of(pip_after=pip_after, probe={k: probe_of(v) for k, v in probe.items()}, issuer=presented,
+                   given=[(der(corp[n]), bootstrap.parse_cert(der(corp[n]))) for n in given_names],
+                   certifi_pem=certifi_pem())
+    trust = bootstrap.decide_trust(plan, survey(index_url=LOOPBACK_INDEX), python)
+    assert (trust.strategy, [d for d, _ in trust.extras]) == (strategy, [der(corp[n]) for n in extras]), trust
+    for word in reason:
+        assert (word[1:] not in trust.reason) if word.startswith("!") else (word in trust.reason), trust.reason
+    count, words = notes
+    assert len(trust.notes) == count, trust.notes
+    for word in words:
+        assert word in trust.notes[0], trust.notes
+    assert plan.strategy == "none" and plan.notes == []           # the decision is returned, the plan untouched
 
 
 # The same decision through make_plan, against a real TLS server on the loopback (an intercepting proxy's
@@ -1617,9 +1575,9 @@ def test_plan_online_old_pip_takes_the_os_root_behind_the_presented_chain(loopba
     args = argparse.Namespace(offline=False, index_url=None, ca_file=[], scope="user", reinstall=False,
                               break_system_packages=False)
     plan = bootstrap.make_plan(s, args, ui)
-    assert plan["probe"]["os"] == "ok" and plan["probe"]["certifi"].startswith("untrusted")
-    assert plan["skip_install"] and plan["install"] == []
-    assert plan["strategy"] == "bundle" and extras_of(plan) == root_der
+    assert plan.probe["os"].ok and plan.probe["certifi"].untrusted
+    assert plan.skip_install and plan.install == []
+    assert plan.strategy == "bundle" and extras_of(plan) == root_der
 
 
 # ==================================================================================================
@@ -1638,7 +1596,7 @@ def fake_dist(site_dir, name, version, rel, data):
 def test_survey_warns_about_trusted_host_in_a_file_and_in_the_environment(fake_linux, laptop):
     user = write(laptop / ".config" / "pip" / "pip.conf", "[global]\ntrusted-host = pypi.org\n    files.pythonhosted.org\n")
     environ = {"PIP_TRUSTED_HOST": "mirror.example.com"}
-    s = {"config_sources": bootstrap.pip_config_sources(environ=environ), "certifi_files": []}
+    s = survey(config_sources=bootstrap.pip_config_sources(environ=environ))
     warnings_ = bootstrap.survey_warnings(s, environ=environ)
     assert len(warnings_) == 2
     assert str(user) in warnings_[0] and "pypi.org files.pythonhosted.org" in warnings_[0]
@@ -1654,7 +1612,7 @@ def test_survey_warns_about_an_edited_certifi_bundle(tmp_path, monkeypatch, corp
     monkeypatch.setattr(sys, "path", [str(site_dir)])
     dists = bootstrap.installed_distributions()
     assert sorted(dists) == ["certifi", "pip"] and dists["pip"][0] == "24.0"
-    s = {"config_sources": [], "certifi_files": bootstrap.certifi_files(dists)}
+    s = survey(certifi_files=bootstrap.certifi_files(dists))
     assert bootstrap.survey_warnings(s, environ={}) == []
     edited = site_dir / "pip" / "_vendor" / "certifi" / "cacert.pem"
     edited.write_bytes(original + pem(corp["root"]))             # what people paste in
@@ -1666,7 +1624,7 @@ def test_survey_warns_about_an_edited_certifi_bundle(tmp_path, monkeypatch, corp
 def test_survey_warns_about_a_ca_variable_naming_a_missing_file(tmp_path, var):
     missing = str(tmp_path / "gone" / "corp.pem")
     present = str(write(tmp_path / "here.pem", "x"))
-    s = {"config_sources": [], "certifi_files": []}
+    s = survey()
     [warning] = bootstrap.survey_warnings(s, environ={var: missing})
     assert warning.startswith(var) and missing in warning
     assert bootstrap.survey_warnings(s, environ={var: present}) == []
@@ -1676,50 +1634,54 @@ def test_survey_warns_about_a_ca_variable_naming_a_missing_file(tmp_path, var):
 # How the index's TLS is judged (network replaced by recorded answers)
 # ==================================================================================================
 
-def test_probe_index_labels_each_trust_store_and_stops_on_a_network_error(monkeypatch):
-    answers = {"os-ctx": None, "certifi-ctx": bootstrap.TLSVerifyError("[SSL: CERTIFICATE_VERIFY_FAILED] unable to "
-                                                                       "get local issuer certificate"),
-               "mirror-ctx": bootstrap.Failure("pypi.org answered HTTP 404 Not Found for https://pypi.org/simple/pip/."),
-               "down-ctx": bootstrap.Failure("could not reach pypi.org: [Errno 101] Network is unreachable.")}
-    asked = []
-
-    def http_get(url, context, proxy, accept="*/*", limit=0):
-        asked.append((url, context, proxy))
-        if answers[context]:
-            raise answers[context]
-        return b"<html></html>", "text/html", url
-
-    monkeypatch.setattr(bootstrap, "http_get", http_get)
-    results = bootstrap.probe_index("https://pypi.org/simple/", "http://proxy.corp:3128",
-                                    [("os", "os-ctx"), ("certifi", "certifi-ctx"), ("mirror", "mirror-ctx"),
-                                     ("truststore", None)])
-    assert results == {"os": "ok", "certifi": "untrusted: [SSL: CERTIFICATE_VERIFY_FAILED] unable to get local "
-                       "issuer certificate", "mirror": "ok", "truststore": "unavailable"}
-    assert {(url, proxy) for url, _, proxy in asked} == {("https://pypi.org/simple/pip/", "http://proxy.corp:3128")}
-    del asked[:]
-    results = bootstrap.probe_index("https://pypi.org/simple", None, [("os", "down-ctx"), ("certifi", "os-ctx")])
-    assert results == {"os": "error: could not reach pypi.org: [Errno 101] Network is unreachable."}
-    assert len(asked) == 1                                        # the network itself fails: no second try
+def test_probe_index_labels_each_trust_store_and_stops_on_a_network_error(loopback_index):
+    """A real TLS server on the loopback: any HTTP answer means TLS worked; a refusal stops the probes."""
+    ca = trustme.CA()
+    url = loopback_index(ca)
+    trusting = bootstrap.pip_verifier(cadata=ca.cert_pem.bytes().decode())
+    results = bootstrap.probe_index(url, None, [("os", trusting), ("certifi", bootstrap.cadata_context(certifi_pem())),
+                                                ("truststore", None)])
+    assert {k: p.status for k, p in results.items()} == {"os": "ok", "certifi": "untrusted", "truststore": "unavailable"}
+    assert results["os"].detail.startswith("HTTP ") and "unable to get local issuer certificate" in results["certifi"].detail
+    assert {k: p.as_plan() for k, p in results.items()}["certifi"].startswith("untrusted: ")
+    down = bootstrap.probe_index("https://127.0.0.1:9/simple", None, [("os", trusting), ("certifi", trusting)])
+    assert list(down) == ["os"] and down["os"].status == "refused"          # the network fails: no second try
 
 
-@pytest.mark.parametrize("reason,proxy,words", [
-    (OSError("Tunnel connection failed: 407 Proxy Authentication Required"), "http://proxy.corp:3128",
+@pytest.mark.parametrize("reason,proxy,status,words", [
+    (OSError("Tunnel connection failed: 407 Proxy Authentication Required"), "http://proxy.corp:3128", "proxy-auth",
      ["proxy.corp:3128", "407", "HTTPS_PROXY=http://user:password@host:port"]),
-    (socket.timeout("timed out"), None, ["pypi.org did not answer", "--offline"]),
-    (socket.gaierror(-2, "Name or service not known"), None, ["pypi.org could not be resolved", "DNS"]),
-    (socket.gaierror(-2, "Name or service not known"), "http://proxy.corp:3128", ["proxy.corp", "resolved"]),
-    (ConnectionRefusedError(111, "Connection refused"), "http://proxy.corp:3128", ["proxy.corp:3128", "refused"])],
-    ids=["proxy wants a login", "timeout", "no DNS", "proxy name unknown", "proxy refuses"])
-def test_network_failure_names_the_host_or_proxy_and_the_fix(reason, proxy, words):
-    text = bootstrap.network_failure(urllib.error.URLError(reason), "https://pypi.org/simple/pip/", proxy)
-    for word in words:
-        assert word in text
+    (socket.timeout("timed out"), None, "timeout", ["pypi.org did not answer within 15 seconds", "--offline"]),
+    (socket.gaierror(-2, "Name or service not known"), None, "dns", ["pypi.org cannot be resolved", "DNS"]),
+    (socket.gaierror(-2, "Name or service not known"), "http://proxy.corp:3128", "dns", ["proxy.corp", "resolved"]),
+    (ConnectionRefusedError(111, "Connection refused"), "http://proxy.corp:3128", "refused",
+     ["proxy.corp:3128", "refused"]),
+    (OSError(errno.ENETUNREACH, "Network is unreachable"), None, "no-route", ["pypi.org cannot be reached", "--offline"])],
+    ids=["proxy wants a login", "timeout", "no DNS", "proxy name unknown", "proxy refuses", "no route"])
+def test_a_network_failure_is_read_once_and_worded_once_naming_the_host_or_proxy_and_the_fix(
+        reason, proxy, status, words, monkeypatch):
+    monkeypatch.setattr(bootstrap, "proxy_auth_schemes", lambda *a: [])     # no proxy here to ask (test_field does)
+    for exc in (urllib.error.URLError(reason), reason):                     # as urllib and http.client raise it
+        probe = bootstrap.failure_of(exc, proxy, "pypi.org", 443, 15)
+        assert probe.status == status and not probe.reached, probe
+        text = "; ".join(bootstrap.network_problem(probe, "https://pypi.org/simple/", proxy, 15))
+        for word in words:
+            assert word in text, text
 
 
-def test_network_failure_for_an_http_error_quotes_the_status():
-    error = urllib.error.HTTPError("https://mirror.corp/simple/pip/", 503, "Service Unavailable", {}, None)
-    text = bootstrap.network_failure(error, "https://mirror.corp/simple/pip/", None)
-    assert "mirror.corp" in text and "503" in text and "Service Unavailable" in text
+def test_an_http_error_status_is_a_typed_error_quoting_it(loopback_index):
+    ca = trustme.CA()
+    url = loopback_index(ca)
+    with pytest.raises(bootstrap.HTTPStatusError) as e:
+        bootstrap.http_get(url + "/pip/", bootstrap.pip_verifier(cadata=ca.cert_pem.bytes().decode()), None)
+    assert e.value.code == 404 and "127.0.0.1 answered HTTP 404" in e.value.args[0] and url in e.value.args[0]
+
+
+def test_the_probes_verify_as_pip_does_without_python_3_13s_strict_flags():
+    strict = getattr(ssl, "VERIFY_X509_STRICT", 0) | getattr(ssl, "VERIFY_X509_PARTIAL_CHAIN", 0)
+    assert bootstrap.pip_verifier().verify_flags & strict == 0
+    assert bootstrap.pip_verifier().verify_mode == ssl.CERT_REQUIRED and bootstrap.pip_verifier().check_hostname
+    assert bootstrap.strict_view().verify_flags == ssl.create_default_context().verify_flags
 
 
 # ==================================================================================================
@@ -1732,9 +1694,9 @@ def certifi_wheel():
 
 def bundle_plan(tmp_path, laptop, extras, config_path=None, bundle_path=None):
     version = re.match(r"certifi-([^-]+)-", os.path.basename(certifi_wheel())).group(1)
-    return {"strategy": "bundle", "pins": {"certifi": {"version": version}}, "extras": extras, "notes": [],
-            "trust_reason": "", "bundle_path": str(bundle_path or laptop / ".local/share/trustfix/ca-bundle.pem"),
-            "config_path": str(config_path or laptop / ".config/pip/pip.conf")}
+    return plan_of(strategy="bundle", pins={"certifi": {"version": version}}, extras=extras,
+                   bundle_path=str(bundle_path or laptop / ".local/share/trustfix/ca-bundle.pem"),
+                   config_path=str(config_path or laptop / ".config/pip/pip.conf"))
 
 
 def test_configure_trust_writes_bundle_and_cert_then_reruns_idle_and_undoes(tmp_path, laptop, ui, corp):
@@ -1742,20 +1704,20 @@ def test_configure_trust_writes_bundle_and_cert_then_reruns_idle_and_undoes(tmp_
     accented = CERT_CASES["UTF8String names (non-ASCII)"]
     plan = bundle_plan(tmp_path, laptop, given(corp["root"], accented), config_path=conf)
     files, args = {"certifi": certifi_wheel()}, argparse.Namespace(add_to_os_store=False)
-    assert bootstrap.configure_trust(plan, {}, args, ui, bootstrap.journal_load(), files) is True
-    bundle = Path(plan["bundle_path"]).read_bytes()
+    assert bootstrap.configure_trust(plan, args, ui, bootstrap.journal_load(), files) is True
+    bundle = Path(plan.bundle_path).read_bytes()
     in_bundle = [der(c) for c in load_pem_list(bundle)]
     assert in_bundle == [der(corp["root"]), der(accented)] + [der(c) for c in load_pem_list(certifi_pem())]
     assert bundle.endswith(certifi_pem())
     bundle.decode("ascii")                                      # REFERENCE.md: keep what pip reads ASCII
-    ssl.create_default_context(cafile=plan["bundle_path"])      # OpenSSL takes it whole
-    assert read_ini(conf.read_text()) == {"global": {"timeout": "60", "cert": plan["bundle_path"]}}
+    ssl.create_default_context(cafile=plan.bundle_path)      # OpenSSL takes it whole
+    assert read_ini(conf.read_text()) == {"global": {"timeout": "60", "cert": plan.bundle_path}}
     assert conf.read_text().startswith("# mine\n[global]\ntimeout = 60\n")
     # a second run on the configured machine changes nothing
-    assert bootstrap.configure_trust(plan, {}, args, ui, bootstrap.journal_load(), files) is False
-    assert bootstrap.undo(argparse.Namespace(), ui) == 0
+    assert bootstrap.configure_trust(plan, args, ui, bootstrap.journal_load(), files) is False
+    assert bootstrap.undo(ui) == 0
     assert conf.read_text() == "# mine\n[global]\ntimeout = 60\n"
-    assert not os.path.exists(plan["bundle_path"]) and not (laptop / ".local").exists()
+    assert not os.path.exists(plan.bundle_path) and not (laptop / ".local").exists()
 
 
 def windows_ansi_locale(monkeypatch):
@@ -1777,25 +1739,24 @@ def test_configure_trust_writes_pip_ini_in_the_encoding_pip_reads(tmp_path, lapt
         write(conf, "; Proxy für das Büro\r\n[global]\r\ntimeout = 60\r\n".encode("cp1252"))
     plan = bundle_plan(tmp_path, laptop, given(corp["root"]), config_path=conf,
                        bundle_path=user / "AppData" / "Local" / "trustfix" / "ca-bundle.pem")
-    bootstrap.configure_trust(plan, {}, argparse.Namespace(add_to_os_store=False), ui, bootstrap.journal_load(),
+    bootstrap.configure_trust(plan, argparse.Namespace(add_to_os_store=False), ui, bootstrap.journal_load(),
                               {"certifi": certifi_wheel()})
     as_pip_reads_it = conf.read_bytes().decode("cp1252")
-    assert read_ini(as_pip_reads_it)["global"]["cert"] == plan["bundle_path"]
+    assert read_ini(as_pip_reads_it)["global"]["cert"] == plan.bundle_path
     if case == "existing pip.ini in cp1252":
         assert as_pip_reads_it.startswith("; Proxy für das Büro\r\n[global]\r\ntimeout = 60\r\n")
-    assert bootstrap.read_config_file(str(conf)) == ({"global": {"cert": plan["bundle_path"]}}, None)
+    assert bootstrap.read_config_file(str(conf)) == ({"global": {"cert": plan.bundle_path}}, None)
 
 
 def test_a_bundle_path_pip_ini_cannot_spell_is_refused_before_any_change(tmp_path, laptop, monkeypatch):
     windows_ansi_locale(monkeypatch)
     user = laptop / "Users" / "山田"
     conf = user / "AppData" / "Roaming" / "pip" / "pip.ini"
-    plan = {"config_path": str(conf), "notes": [],
-            "bundle_path": str(user / "AppData" / "Local" / "trustfix" / "ca-bundle.pem")}
+    plan = plan_of(config_path=str(conf), bundle_path=str(user / "AppData" / "Local" / "trustfix" / "ca-bundle.pem"))
     with pytest.raises(bootstrap.Failure) as e:
-        bootstrap.check_config_target(plan, {"config_sources": []})
+        bootstrap.check_config_target(plan, survey())
     message = e.value.args[0]
-    assert "cp1252" in message and plan["bundle_path"] in message and "nothing was changed" in message
+    assert "cp1252" in message and plan.bundle_path in message and "nothing was changed" in message
     assert "--scope global" in message and "PYTHONUTF8=1" in message
     assert not conf.exists()
 
@@ -1813,23 +1774,29 @@ def test_pip_config_encoding_is_the_one_pip_reads_with(mode, tmp_path):
     assert ours == pips and utf8 == ("0" if mode == "-Xutf8=0" else "1")
 
 
-def test_check_config_target_names_a_higher_cert_setting(fake_linux, laptop, monkeypatch):
+def test_check_config_target_names_a_higher_cert_setting(fake_linux, laptop, monkeypatch, corp, tmp_path):
     target = str(laptop / ".config" / "pip" / "pip.conf")
     site = write(fake_linux["site"], "[global]\ncert = /site/corp.pem\n")
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-    s = {"config_sources": bootstrap.pip_config_sources(environ={"PIP_CERT": "/env/corp.pem"})}
-    plan = {"config_path": target, "notes": []}
+    public_only = write(tmp_path / "public.pem", certifi_pem())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(public_only))
+    s = survey(config_sources=bootstrap.pip_config_sources(environ={"PIP_CERT": "/env/corp.pem"}))
+    plan = plan_of(config_path=target, extras=given(corp["root"]))
     bootstrap.check_config_target(plan, s)
-    assert any(str(site) in n and "/site/corp.pem" in n for n in plan["notes"])
-    assert any("PIP_CERT" in n and "/env/corp.pem" in n for n in plan["notes"])
-    assert any("REQUESTS_CA_BUNDLE" in n for n in plan["notes"])
+    assert any(str(site) in n and "/site/corp.pem" in n for n in plan.notes)
+    assert any("PIP_CERT" in n and "/env/corp.pem" in n for n in plan.notes)
+    assert any(n.startswith("REQUESTS_CA_BUNDLE={} lacks ".format(public_only)) and "pips before 24.2" in n
+               for n in plan.notes), plan.notes
+    write(public_only, certifi_pem() + pem(corp["root"]))          # it holds the CA: pips use it, no note
+    plan = plan_of(config_path=target, extras=given(corp["root"]))
+    bootstrap.check_config_target(plan, s)
+    assert not any("REQUESTS_CA_BUNDLE" in n for n in plan.notes), plan.notes
 
 
 def test_check_config_target_refuses_a_target_pip_cannot_read(fake_linux, laptop):
     target = write(laptop / ".config" / "pip" / "pip.conf", "cert = /no/section.pem\n")
-    plan = {"config_path": str(target), "notes": []}
+    plan = plan_of(config_path=str(target))
     with pytest.raises(bootstrap.BadInput) as e:
-        bootstrap.check_config_target(plan, {"config_sources": bootstrap.pip_config_sources(environ={})})
+        bootstrap.check_config_target(plan, survey(config_sources=bootstrap.pip_config_sources(environ={})))
     assert str(target) in e.value.args[0] and "nothing was changed" in e.value.args[0]
 
 
@@ -1839,13 +1806,13 @@ def test_an_install_section_cert_does_not_silently_win(fake_linux, laptop, tmp_p
     holder = conf if where == "target file" else fake_linux["xdg"]
     write(holder, "[install]\ncert = /old/corp.pem\n")
     plan = bundle_plan(tmp_path, laptop, given(corp["root"]), config_path=conf)
-    bootstrap.check_config_target(plan, {"config_sources": bootstrap.pip_config_sources(environ={})})
-    bootstrap.configure_trust(plan, {}, argparse.Namespace(add_to_os_store=False), ui, bootstrap.journal_load(),
+    bootstrap.check_config_target(plan, survey(config_sources=bootstrap.pip_config_sources(environ={})))
+    bootstrap.configure_trust(plan, argparse.Namespace(add_to_os_store=False), ui, bootstrap.journal_load(),
                               {"certifi": certifi_wheel()})
     install_certs = [read_ini(Path(p).read_text()).get("install", {}).get("cert") for p in (conf, fake_linux["xdg"])
                      if Path(p).is_file()]
-    overridden = any(c not in (None, plan["bundle_path"]) for c in install_certs)
-    assert not overridden or any("/old/corp.pem" in n for n in plan["notes"])
+    overridden = any(c not in (None, plan.bundle_path) for c in install_certs)
+    assert not overridden or any("/old/corp.pem" in n for n in plan.notes)
 
 
 # ==================================================================================================

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bundle_helpers import bootstrap, by_version, copy_bundle, out, tree
-from testbed import make_venv, write_store
+from bundle_helpers import bootstrap, copy_bundle, out, tree
+from testbed import by_version, make_venv, write_store
 from testbed.field import PROFILES, CorpPKI, InterceptingProxy, laptop
 
 pytestmark = pytest.mark.e2e

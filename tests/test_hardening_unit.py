@@ -176,7 +176,7 @@ def test_undo_leaves_other_files_in_an_existing_state_dir(tmp_path, monkeypatch)
     journal = bootstrap.journal_load()
     bootstrap.change_file(journal, str(target), b"[global]\ncert = x\n")
     ui = bootstrap.UI(json_mode=True)
-    assert bootstrap.undo(None, ui) == 0
+    assert bootstrap.undo(ui) == 0
     assert not target.exists()
     assert (state / "notes.txt").read_text() == "the user's own file"
     assert (state / "backups" / "theirs.bin").exists()
@@ -212,7 +212,7 @@ def hand_made(state, files=(), packages=(), os_store=()):
 
 
 def undo():
-    return bootstrap.undo(None, bootstrap.UI(json_mode=True))
+    return bootstrap.undo(bootstrap.UI(json_mode=True))
 
 
 @pytest.mark.parametrize("entry", [
@@ -253,7 +253,7 @@ def test_undo_runs_no_program_the_journal_calls_python(state, tmp_path):
     hand_made(state, packages=[{"python": str(evil), "name": "pip", "before": None, "after": "pip-26.0.dist-info",
                                 "flags": [], "user_site": False}])
     ui = bootstrap.UI(json_mode=True)
-    assert bootstrap.undo(None, ui) == 0
+    assert bootstrap.undo(ui) == 0
     assert not marker.exists()
     assert any("not a Python interpreter" in w for w in ui.warnings), ui.warnings
 

@@ -158,10 +158,12 @@ def test_system_proxy_settings_from_the_records(platform, answers, expected):
     assert run.calls and all(tuple(c) in answers for c in run.calls)
 
 
-def test_gsettings_is_read_without_a_gnome_desktop_when_it_runs():
+def test_gsettings_is_read_in_a_desktop_session_only():
     run = fake_run({tuple(GS + ["mode"]): G["mode-auto"], tuple(GS + ["autoconfig-url"]): G["url-empty"]})
-    assert pr.system_proxy_settings("linux", run, {}) == {
+    assert pr.system_proxy_settings("linux", run, {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus"}) == {
         "source": "GNOME proxy settings", "pac": None, "proxy": None, "auto_detect": True}
+    asked = fake_run({tuple(GS + ["mode"]): G["mode-auto"]})
+    assert pr.system_proxy_settings("linux", asked, {}) is None and asked.calls == []    # ssh, a service, CI
 
 
 @pytest.mark.parametrize("platform", ["win32", "darwin", "linux"])
@@ -283,6 +285,7 @@ def doctor_system(monkeypatch, answers, environ, proc_version="Linux version 6.1
     monkeypatch.setattr(pr.OS, "proc_version", staticmethod(lambda: proc_version))
     for var in ("HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XDG_CURRENT_DESKTOP", "ubuntu:GNOME")          # a desktop session, where GNOME is read
     for var, value in environ.items():
         monkeypatch.setenv(var, value)
     report = pr.Report(pr.UI(json_mode=True))
