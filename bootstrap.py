@@ -3429,21 +3429,27 @@ def pythons_report(s, network_ok):
                 parts.append("new venvs' pip {} {}".format(info["ensurepip"], word(data["new_venvs_reach"], how)))
             elif not info["venv"]:
                 parts.append("no ensurepip (venvs need e.g. the python3-venv package)")
-            variable = next((v for v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if os.environ.get(v)), None)
-            if variable and False in (data["reaches"], data["new_venvs_reach"]) and \
-                    not pip_uses_os_store(py, info["ensurepip"] if data["reaches"] is not False else info["pip"]):
-                fix = "; fix: unset {} (it replaces cert for this pip, and lacks the CA)".format(variable)
-            elif data["reaches"] is False:
-                fix = "; fix: {} bootstrap.py, or bootstrap.py --all-pythons".format(info["path"])
-            elif data["new_venvs_reach"] is False:
-                fix = "; fix: python bootstrap.py (once, any Python: every pip of this user reads its bundle)"
-            else:
-                fix = ""
+            fix = python_fix(info, data)
             out.append(("warning" if fix else "ok", "{}: {}{}".format(name, "; ".join(parts), fix), data))
     if broken:
         out.append(("skipped", "found but does not run: " + ", ".join(b["path"] for b in broken),
                     {"broken": [b["path"] for b in broken]}))
     return out
+
+
+def python_fix(info, data):
+    """'; fix: ...' for a Python whose pip, or its new venvs' pip, fails; '' when none fails. A CA variable
+    left behind comes first: it replaces `cert` for a pip that does not use the OS store."""
+    failing = info["pip"] if data["reaches"] is False else info["ensurepip"] if data["new_venvs_reach"] is False \
+        else None
+    if failing is None:
+        return ""
+    variable = next((v for v in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if os.environ.get(v)), None)
+    if variable and not pip_uses_os_store(info["version"][:2], failing):
+        return "; fix: unset {} (it replaces cert for this pip, and lacks the CA)".format(variable)
+    if data["reaches"] is False:
+        return "; fix: {} bootstrap.py, or bootstrap.py --all-pythons".format(info["path"])
+    return "; fix: python bootstrap.py (once, any Python: every pip of this user reads its bundle)"
 
 
 def install_all_pythons(args, ui, code):
