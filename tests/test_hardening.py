@@ -102,10 +102,9 @@ def test_sigterm_stops_a_run_like_ctrl_c_reports_and_leaves_no_temporary_files(s
     scratch.mkdir()
     python = make_venv(by_version((3, 12)), tmp_path / "venv", with_pip=False)
     bundle = copy_bundle(tmp_path / "bundle")
-    # the sandbox's argv, started by hand so the test can signal bootstrap.py itself (unshare execs sh,
-    # which execs python: the same process)
-    cmd = ["unshare", "-m", "--", "/bin/sh", "-c", "exec \"$@\"", "sh", str(python), str(bundle / "bootstrap.py"),
-           "--json"]
+    # the sandbox's argv (its mounts: the OS store with the corporate root), started by hand so the test can
+    # signal bootstrap.py itself (unshare execs sh, which mounts and execs python: the same process)
+    cmd = sb.argv([python, bundle / "bootstrap.py", "--json"])
     env = dict(sb.env, TMPDIR=str(scratch))
     proc = subprocess.Popen(cmd, cwd=str(bundle), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             universal_newlines=True)

@@ -389,6 +389,12 @@ class Sandbox:
                 extra[var] = proxy.url
         self.env = scrubbed_env(home=self.home, extra=extra)
 
+    def argv(self, argv):
+        """The command line that runs argv in the sandbox (its mounts, then exec: argv is that process)."""
+        return ["unshare", "-m"] + (["-n"] if self.offline else []) + [
+            "--", "/bin/sh", "-c", MOUNTS, "sh", str(self.empty), str(self.store_dir),
+            "1" if self.offline else "0", str(self.machine or "")] + [str(a) for a in argv]
+
     def run(self, argv, cwd=None, env_extra=None, timeout=180, check=False, user=None, umask=None):
         """argv in the sandbox; user=(uid, gid) runs it as that unprivileged user (setpriv, no groups),
         umask=0o077 under that umask (root's on hardened machines)."""
@@ -398,9 +404,7 @@ class Sandbox:
             prefix = ["setpriv", "--reuid={}".format(user[0]), "--regid={}".format(user[1]), "--clear-groups", "--"]
         if umask is not None:
             prefix = ["/bin/sh", "-c", 'umask {:03o}; exec "$@"'.format(umask), "sh"] + prefix
-        args = ["unshare", "-m"] + (["-n"] if self.offline else []) + [
-            "--", "/bin/sh", "-c", MOUNTS, "sh", str(self.empty), str(self.store_dir),
-            "1" if self.offline else "0", str(self.machine or "")] + prefix + [str(a) for a in argv]
+        args = self.argv(prefix + list(argv))
         result = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 universal_newlines=True, timeout=timeout)
         # every bootstrap.py --json run, whatever its exit code, prints one document that follows the schema
