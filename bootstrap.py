@@ -1254,7 +1254,7 @@ def checked_ini_edit(text, section, key, value, path):
 # --------------------------------------------------------------------------------------------------
 
 def installed_distributions():
-    """{name: (version, dist-info path)} for pip, truststore and certifi on this interpreter's path. A
+    """{name: (version, dist-info path)} for pip, truststore, certifi and requests on this interpreter's path. A
     dist-info without its RECORD (pip writes it last) is an install that was cut off, not an installed one."""
     found = {}
     for entry in sys.path:
@@ -1265,7 +1265,7 @@ def installed_distributions():
         except OSError:
             continue
         for name in names:
-            m = re.match(r"^(pip|truststore|certifi)-([^-]+)\.dist-info$", name, re.I)
+            m = re.match(r"^(pip|truststore|certifi|requests)-([^-]+)\.dist-info$", name, re.I)
             if m and m.group(1).lower() not in found and os.path.isfile(os.path.join(entry, name, "RECORD")):
                 found[m.group(1).lower()] = (m.group(2), os.path.join(entry, name))
     return found
@@ -2052,7 +2052,8 @@ def journal_problem(journal):
 
 def writable_target(path):
     """Whether path is one this product writes: a pip configuration file pip reads (user, global,
-    PIP_CONFIG_FILE, a Python's site file), a CA bundle in a trustfix data folder, or an OS store anchor."""
+    PIP_CONFIG_FILE, a Python's site file), a CA bundle in a trustfix data folder, an OS store anchor, or a
+    file of --tools (is_tool_target)."""
     name, folder = os.path.basename(path), os.path.dirname(path)
     paths = OS.config_paths()
     known = paths["user"] + paths["global"] + [os.environ.get("PIP_CONFIG_FILE") or ""]
@@ -2063,7 +2064,7 @@ def writable_target(path):
         return is_python_prefix(folder)
     if name == "ca-bundle.pem" and folder.endswith(os.path.join("share", "trustfix")):
         return is_python_prefix(os.path.dirname(os.path.dirname(folder)))
-    return OS.is_anchor_path(path)
+    return OS.is_anchor_path(path) or is_tool_target(path)
 
 
 def is_python_prefix(folder):
@@ -2535,17 +2536,18 @@ def make_bundle(certifi_pem, certifi_version, extras):
 
 class Plan(Record):
     """Everything decided before the first change (make_plan). The JSON report has every field but pins,
-    given and certifi_pem (as_json); certifi_wheel and issuer only when they were needed."""
+    given and certifi_pem (as_json); certifi_wheel and issuer only when they were needed; tools (--tools) is
+    the report's own "tools" list."""
 
     __slots__ = ("pins", "mode", "install", "skip_install", "flags", "where", "pip_after", "given", "certifi_pem",
                  "probe", "issuer", "issuer_asked", "certifi_wheel", "source", "strategy", "extras", "trust_reason",
-                 "bundle_path", "config_path", "notes")
+                 "bundle_path", "config_path", "notes", "tools")
 
     def __init__(self, pins, mode, **fields):
         defaults = dict(install=[], skip_install=None, flags=[], where=None, pip_after=None, given=[],
                         certifi_pem=None, probe={}, issuer=None, issuer_asked=False, certifi_wheel=None,
                         source=None, strategy="none", extras=[], trust_reason="", bundle_path=None,
-                        config_path=None, notes=[])
+                        config_path=None, notes=[], tools=[])
         defaults.update(fields)
         Record.__init__(self, pins=pins, mode=mode, **defaults)
 
@@ -2555,7 +2557,7 @@ class Plan(Record):
 
     def as_json(self):
         out = {name: getattr(self, name) for name in self.__slots__
-               if name not in ("pins", "given", "certifi_pem", "issuer_asked", "issuer", "certifi_wheel")}
+               if name not in ("pins", "given", "certifi_pem", "issuer_asked", "issuer", "certifi_wheel", "tools")}
         out["probe"] = {label: p.as_plan() for label, p in self.probe.items()}
         if self.certifi_wheel:
             out["certifi_wheel"] = self.certifi_wheel
@@ -2591,6 +2593,7 @@ def make_plan(s, args, ui, workdir=None):
         refuse_untrustable(plan, s, py)
     if plan.strategy == "bundle":
         plan_bundle(plan, s, args, local)          # 6. the files to write, each checked writable
+    plan.tools = plan_tools(plan, s, args)         # 7. --tools: each other tool's setting (see Beyond pip)
     return plan
 
 
@@ -2966,6 +2969,9 @@ def describe_plan(plan, s):
             lines.append("  CA {}  SHA-256 {}".format(info["subject"], fingerprint(info["sha256"])))
         if len(plan.extras) > 5:
             lines.append("  ... and {} more (the bundle file lists them all)".format(len(plan.extras) - 5))
+    for tc in plan.tools:
+        lines.append("tools: {}: {}".format(tc.tool, {"change": "set {}", "ok": "{} already", "skipped": "skipped, {}",
+                                                       "left-alone": "left alone, {}"}[tc.status].format(tc.summary)))
     return lines
 
 
@@ -3138,6 +3144,674 @@ def add_to_os_store(plan, ui, journal):
         ui.step("os-store", "changed", "added {} ({})".format(info["subject"], OS.name))
         changed = True
     return changed
+
+
+# --------------------------------------------------------------------------------------------------
+# Beyond pip (--tools): the developer's other tools, each trusting the network through its own documented
+# setting, written like pip's files (journaled, atomic; undo is restore_file). One class per tool with the
+# same operations, chosen by name (TOOLS), as the platform classes are:
+#   find() -> (program, version text), or raise Skip when it is not here
+#   plan(plan, s, scope, found) -> ToolChange: the file, its new bytes and the setting, or raise Skip/LeftAlone
+#   now(scope, found) -> (where its trust comes from today, anchors, URL it talks to)   (doctor, verify)
+# anchors: "os" (the OS store), a CA file's path, or "own" (roots of its own, which certifi's stand for).
+# --------------------------------------------------------------------------------------------------
+
+class Skip(Exception):
+    """This tool is not here, or its setting does not apply here: one plain sentence why."""
+
+
+class LeftAlone(Exception):
+    """This tool's configuration file cannot be read, so it is left as it is: one plain sentence naming it."""
+
+
+class ToolChange(Record):
+    """What --tools does to one tool (plan_tools), then how it went (configure_tools). status: change | ok |
+    skipped | left-alone, then changed | ok | skipped | warning. anchors and url: what the tool trusts and
+    talks to afterwards (verify probes them)."""
+
+    __slots__ = ("tool", "version", "status", "summary", "path", "data", "setting", "anchors", "url", "notes")
+
+    def as_json(self):
+        return {"tool": self.tool, "version": self.version, "status": self.status, "summary": self.summary,
+                "path": self.path, "setting": self.setting, "notes": self.notes}
+
+
+TOOL_COMMENT = "trustfix bootstrap.py --tools set this (undo: python bootstrap.py undo)"
+
+
+def program(name):
+    """The full path of a command on PATH, or raise Skip. Only absolute PATH entries count (never the current
+    folder), and as root only a program no other user can change, since it runs with root's rights."""
+    search = os.pathsep.join(p for p in (os.environ.get("PATH") or "").split(os.pathsep) if os.path.isabs(p))
+    found = shutil.which(name, path=search)
+    if not found:
+        raise Skip("{} is not installed here (not on PATH)".format(name))
+    if OS.owners_matter and os.geteuid() == 0:
+        real = os.path.realpath(found)
+        for path in (real, os.path.dirname(real)):
+            st = os.stat(path)
+            if st.st_uid != 0 or st.st_mode & 0o022:
+                raise Skip("{} can be changed by another user, so bootstrap.py (running as root) does not run "
+                           "it".format(path))
+    return found
+
+
+def version_of(cmd, pattern, env=None):
+    """The version a tool prints for cmd (e.g. [git, --version]), by pattern's first group; Skip if it fails."""
+    proc = run(cmd, env=env or dict(os.environ), timeout=60)
+    m = re.search(pattern, proc.stdout)
+    if proc.returncode != 0 or not m:
+        raise Skip("`{}` failed ({})".format(" ".join([os.path.basename(cmd[0])] + cmd[1:]),
+                                              (proc.stdout.strip().splitlines() or ["no output"])[-1][:200]))
+    return m.group(1)
+
+
+def text_of(path):
+    """A tool's configuration file as text ('' when there is none); LeftAlone when it is not readable text."""
+    if not os.path.lexists(path):
+        return ""
+    if not os.path.isfile(path):
+        raise LeftAlone("{} is not a regular file".format(path))
+    try:
+        return read_bytes(path).decode("utf-8")
+    except OSError as e:
+        raise LeftAlone("cannot read {} ({})".format(path, e.strerror))
+    except UnicodeDecodeError:
+        raise LeftAlone("{} is not UTF-8 text".format(path))
+
+
+def newline_of(text):
+    return "\r\n" if "\r\n" in text else "\n"
+
+
+def file_change(tool, version, path, old, new, setting, anchors, url, already):
+    """The ToolChange of writing new over old (text) at path; 'ok' when they are equal."""
+    same = old == new
+    return ToolChange(tool=tool, version=version, status="ok" if same else "change", path=path,
+                      data=None if same else new.encode("utf-8"), setting=setting, anchors=anchors, url=url,
+                      notes=[], summary="{} in {}".format(setting, path) if same or not already else
+                      "{} in {} (was: {})".format(setting, path, already))
+
+
+# --- uv: system-certs = true (native-tls = true before uv 0.11) in uv.toml --------------------------------
+
+class _Uv:
+    name = "uv"
+    keys = ("system-certs", "native-tls")          # the name today, and the older one uv < 0.11 reads
+
+    @staticmethod
+    def find():
+        exe = program("uv")
+        return exe, version_of([exe, "--version"], r"^uv (\S+)")
+
+    @staticmethod
+    def config_file(scope):
+        """uv's user file (XDG_CONFIG_HOME, also on macOS; %APPDATA% on Windows), or the system one."""
+        if os.name == "nt":
+            base = os.environ.get("PROGRAMDATA", "C:\\ProgramData") if scope == "global" else \
+                os.environ.get("APPDATA") or os.path.expanduser("~\\AppData\\Roaming")
+            return os.path.join(base, "uv", "uv.toml")
+        return "/etc/uv/uv.toml" if scope == "global" else os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "uv", "uv.toml")
+
+    @staticmethod
+    def accepts(exe, text):
+        """None when this uv reads text as a uv.toml, else uv's first complaint (uv checks every key)."""
+        with tempfile.TemporaryDirectory(prefix="trustfix-uv-") as tmp:
+            path = os.path.join(tmp, "uv.toml")
+            atomic_write(path, text.encode("utf-8"))
+            proc = run([exe, "--config-file", path, "cache", "dir"], env=dict(os.environ), timeout=60, cwd=tmp)
+        if proc.returncode == 0:
+            return None
+        lines = [l.strip() for l in proc.stdout.splitlines() if l.strip() and "|" not in l]
+        return " ".join(lines[:2])[:300] or "exit code {}".format(proc.returncode)
+
+    @staticmethod
+    def top_level_set(text, key):
+        """text with `key = true` among the top-level keys (before the first [table]): the line of either
+        name replaced, or a new line (and our comment) put first, after a leading comment block."""
+        nl = newline_of(text)
+        lines = text.splitlines(True)
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += nl
+        end = next((i for i, l in enumerate(lines) if re.match(r"^\s*\[", l)), len(lines))
+        named = re.compile(r"^\s*(?:system-certs|native-tls)\s*=")
+        hits = [i for i in range(end) if named.match(lines[i])]
+        if hits:
+            lines[hits[0]] = "{} = true{}".format(key, nl)
+            return "".join(l for i, l in enumerate(lines) if i not in hits[1:])
+        at = 0
+        while at < end and lines[at].lstrip().startswith("#"):
+            at += 1
+        return "".join(lines[:at] + ["# {}{}{} = true{}".format(TOOL_COMMENT, nl, key, nl)] + lines[at:])
+
+    @staticmethod
+    def current(text):
+        """The value of a top-level system-certs / native-tls line: (key, value text) or (None, None)."""
+        for line in text.splitlines():
+            if re.match(r"^\s*\[", line):
+                break
+            m = re.match(r"^\s*(system-certs|native-tls)\s*=\s*([^#\s]*)", line)
+            if m:
+                return m.group(1), m.group(2)
+        return None, None
+
+    @staticmethod
+    def plan(plan, s, scope, found):
+        """system-certs = true when this uv reads that name, else native-tls = true; each new text is checked
+        by the uv installed here before it is planned."""
+        exe, version = found
+        path = _Uv.config_file(scope)
+        old = text_of(path)
+        problem = old and _Uv.accepts(exe, old)
+        if problem:
+            raise LeftAlone("uv {} cannot read {} ({}); fix that file, then run bootstrap.py again".format(
+                version, path, problem))
+        now = _Uv.current(old)
+        was = "{} = {}".format(*now) if now[0] else None
+        for key in _Uv.keys:
+            new = old if now == (key, "true") else _Uv.top_level_set(old, key)
+            if new == old or not _Uv.accepts(exe, new):
+                change = file_change("uv", version, path, old, new, key + " = true", "os", s.index_url, was)
+                if key != _Uv.keys[0]:
+                    change.notes = ["uv {} does not know the name system-certs yet; it reads native-tls".format(version)]
+                return change
+        raise LeftAlone("uv {} accepts neither system-certs nor native-tls in {}; update uv, then run "
+                        "bootstrap.py again".format(version, path))
+
+    @staticmethod
+    def now(scope, found):
+        for var in ("UV_SYSTEM_CERTS", "UV_NATIVE_TLS"):
+            if env_flag(var):
+                return "the OS store ({}={})".format(var, os.environ[var]), "os", None
+        if os.environ.get("SSL_CERT_FILE"):
+            return "SSL_CERT_FILE={} (replaces its roots)".format(os.environ["SSL_CERT_FILE"]), \
+                os.environ["SSL_CERT_FILE"], None
+        try:
+            key, value = _Uv.current(text_of(_Uv.config_file(scope)))
+        except LeftAlone:
+            key = value = None
+        if key and value == "true":
+            return "the OS store ({} = true in {})".format(key, _Uv.config_file(scope)), "os", None
+        return "its own copy of Mozilla's roots", "own", None
+
+
+# --- requests, httpx, urllib in this Python: a start-up hook (.pth) in its site-packages -------------------
+
+PTH_NAME = "trustfix.pth"
+
+
+def pth_text(bundle):
+    """The start-up hook: on Python >= 3.10 truststore injected into ssl (the OS store, for requests, httpx,
+    urllib, urllib3 and pip), else REQUESTS_CA_BUNDLE and SSL_CERT_FILE pointed at the bundle when unset. It
+    never stops start-up (any error is ignored), does nothing when the bundle is gone, and
+    TRUSTFIX_STARTUP_HOOK=0 turns it off for one program. The variables it sets are named in
+    TRUSTFIX_STARTUP_HOOK_SET (so bootstrap.py can tell them from the user's own: undo_startup_hook).
+
+    pip's own copy of truststore is imported first: imported after the injection, it would take the injected
+    class for the original one, and pip would end in a RecursionError on its first HTTPS request."""
+    if bundle is None:
+        code = ("if os.environ.get('TRUSTFIX_STARTUP_HOOK') != '0':\n"
+                "    try:\n"
+                "        import pip._vendor.truststore\n"
+                "    except Exception:\n"
+                "        pass\n"
+                "    try:\n"
+                "        import truststore\n"
+                "        truststore.inject_into_ssl()\n"
+                "    except Exception:\n"
+                "        pass\n")
+        what = "verifies TLS with the OS trust store (truststore injected into ssl at start-up)"
+    else:
+        code = ("b = {}\n"
+                "if os.environ.get('TRUSTFIX_STARTUP_HOOK') != '0' and os.path.isfile(b):\n"
+                "    for v in ('REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE'):\n"
+                "        if not (os.environ.get(v) or v == 'SSL_CERT_FILE' and os.environ.get('SSL_CERT_DIR')):\n"
+                "            os.environ[v] = b\n"
+                "            os.environ['TRUSTFIX_STARTUP_HOOK_SET'] = (os.environ.get('TRUSTFIX_STARTUP_HOOK_SET', '')"
+                " + ' ' + v).strip()\n").format(ascii(bundle))
+        what = "verifies TLS with {} (REQUESTS_CA_BUNDLE, SSL_CERT_FILE set at start-up when unset)".format(bundle)
+    return ("# {}\n# Every program this Python runs {}. One program without it: TRUSTFIX_STARTUP_HOOK=0\n"
+            "import os; exec({})\n").format(TOOL_COMMENT, what.encode("ascii", "backslashreplace").decode(), ascii(code))
+
+
+class _Requests:
+    name = "requests"
+
+    @staticmethod
+    def find():
+        return sys.executable, installed_distributions().get("requests", (None,))[0]
+
+    @staticmethod
+    def plan(plan, s, scope, found):
+        py = sys.version_info[:2]
+        if plan.skip_install:
+            raise Skip("this Python's packages are left alone ({})".format(plan.skip_install.split(";")[0]))
+        path = os.path.join(install_site(plan.flags), PTH_NAME)
+        old = text_of(path)
+        if py >= TRUSTSTORE_PYTHON:
+            if not (s.truststore or any(p["name"] == "truststore" for p in plan.install)):
+                raise Skip("truststore is not pinned in hashes.txt for Python {}".format(vstr(py)))
+            new, setting, anchors = pth_text(None), "truststore injected at start-up", "os"
+        elif plan.strategy == "bundle":
+            new, setting, anchors = pth_text(plan.bundle_path), "REQUESTS_CA_BUNDLE, SSL_CERT_FILE = the bundle", \
+                plan.bundle_path
+        else:
+            raise Skip("no company CA is known here, so there is no bundle to point Python {}'s requests at "
+                       "(give --ca-file)".format(vstr(py)))
+        change = file_change("requests", found[1], path, old, new, setting, anchors, s.index_url, None)
+        change.notes = ["every program this Python ({}) runs now {}; other Pythons and venvs made later are not "
+                        "changed: run bootstrap.py --tools requests with each".format(
+                            sys.prefix, "verifies TLS with the OS store (truststore), not certifi" if anchors == "os"
+                            else "verifies TLS with " + plan.bundle_path)] if change.status == "change" else []
+        return change
+
+    @staticmethod
+    def now(scope, found):
+        if INJECTED["by"]:
+            return "the OS store (truststore, injected at start-up by {})".format(INJECTED["by"]), "os", None
+        if INJECTED["vars"].get("REQUESTS_CA_BUNDLE"):
+            return "REQUESTS_CA_BUNDLE={}, set at start-up by {}".format(INJECTED["vars"]["REQUESTS_CA_BUNDLE"], PTH_NAME), \
+                INJECTED["vars"]["REQUESTS_CA_BUNDLE"], None
+        for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+            if os.environ.get(var):
+                return "{}={} (replaces certifi)".format(var, os.environ[var]), os.environ[var], None
+        return "certifi", "own", None
+
+
+# --- conda: ssl_verify in .condarc ------------------------------------------------------------------------
+
+class _Conda:
+    name = "conda"
+    default_url = "https://conda.anaconda.org/"
+
+    @staticmethod
+    def find():
+        exe = os.environ.get("CONDA_EXE") if os.path.isabs(os.environ.get("CONDA_EXE") or "") else None
+        exe = exe if exe and os.path.isfile(exe) else program("conda")
+        proc = run([exe, "info", "--json"], env=dict(os.environ), timeout=120)
+        try:
+            info = json.loads(proc.stdout[proc.stdout.find("{"):])
+        except ValueError:
+            raise Skip("`conda info --json` failed ({})".format((proc.stdout.strip().splitlines() or ["no output"])[-1]))
+        return exe, info
+
+    @staticmethod
+    def config_file(scope, info):
+        """conda's user file (~/.condarc) or the one of its base installation (sys_rc_path) machine-wide."""
+        if scope == "global":
+            return info.get("sys_rc_path") or os.path.join(info.get("root_prefix") or "", ".condarc")
+        return info.get("user_rc_path") or os.path.expanduser(os.path.join("~", ".condarc"))
+
+    @staticmethod
+    def value(info, bundle):
+        """truststore (the OS store) for conda >= 23.9 running on Python >= 3.10, else the bundle's path."""
+        if vtuple(info.get("conda_version", "0")) >= (23, 9) and vtuple(info.get("python_version", "0")) >= (3, 10):
+            return "truststore"
+        return bundle
+
+    @staticmethod
+    def yaml_set(text, key, value):
+        """text (a .condarc: block-style YAML) with the top-level `key: value`; LeftAlone for YAML this line
+        editor cannot safely change (flow style, a multi-line value, tabs)."""
+        nl = newline_of(text)
+        lines = text.splitlines(True)
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += nl
+        body = [l for l in lines if l.strip() and not l.lstrip().startswith("#")]
+        if any(l.lstrip().startswith(("{", "[", "%", "&", "!", "?")) and not l.startswith((" ", "-")) for l in body) or \
+                any("\t" in l[:len(l) - len(l.lstrip())] for l in body):
+            raise LeftAlone("it is not plain block-style YAML")
+        line = "{}: {}{}".format(key, value if re.match(r"^[A-Za-z0-9_]+$", value) else
+                                 "'" + value.replace("'", "''") + "'", nl)
+        for i, l in enumerate(lines):
+            if re.match(r"^{}\s*:".format(re.escape(key)), l):
+                rest = l.split(":", 1)[1].split(" #")[0].strip()
+                follows = lines[i + 1] if i + 1 < len(lines) else ""
+                if not rest or (follows.startswith((" ", "-")) and follows.strip()):
+                    raise LeftAlone("its {} has a value over several lines".format(key))
+                return "".join(lines[:i] + [line] + lines[i + 1:])
+        return "".join(lines + ["# {}{}".format(TOOL_COMMENT, nl), line])
+
+    @staticmethod
+    def current(text, key="ssl_verify"):
+        m = re.search(r"(?m)^{}\s*:\s*(.*?)\s*(?:#.*)?$".format(key), text)
+        return m.group(1).strip("'\"") if m else None
+
+    @staticmethod
+    def plan(plan, s, scope, found):
+        exe, info = found
+        version = info.get("conda_version", "?")
+        value = _Conda.value(info, plan.bundle_path if plan.strategy == "bundle" else None)
+        if value is None:
+            raise Skip("conda {} on Python {} needs a CA bundle (truststore needs conda >= 23.9 on Python >= 3.10), "
+                       "and no company CA is known here (give --ca-file)".format(version, info.get("python_version")))
+        path = _Conda.config_file(scope, info)
+        old = text_of(path)
+        try:
+            new = _Conda.yaml_set(old, "ssl_verify", value)
+        except LeftAlone as e:
+            raise LeftAlone("{}: {}; set ssl_verify: {} there yourself".format(path, e.args[0], value))
+        was = _Conda.current(old)
+        change = file_change("conda", version, path, old, new, "ssl_verify: " + value,
+                             "os" if value == "truststore" else value, _Conda.default_url,
+                             "ssl_verify: " + was if was is not None else None)
+        if was is not None and was.lower() in ("false", "no", "off"):
+            change.notes = ["{} had ssl_verify: {}, which switched TLS verification off for conda; it is on now".format(
+                path, was)]
+        return change
+
+    @staticmethod
+    def now(scope, found):
+        exe, info = found
+        value = os.environ.get("CONDA_SSL_VERIFY") or info.get("ssl_verify")
+        if value is None:
+            try:
+                value = _Conda.current(text_of(_Conda.config_file(scope, info)))
+            except LeftAlone:
+                value = None
+        if str(value).lower() in ("false", "no", "off"):
+            return "ssl_verify: {} (verification is OFF)".format(value), "off", _Conda.default_url
+        if value == "truststore":
+            return "the OS store (ssl_verify: truststore)", "os", _Conda.default_url
+        if value and value not in (True, "true", "True"):
+            return "ssl_verify: {}".format(value), value, _Conda.default_url
+        return "certifi (conda's default)", "own", _Conda.default_url
+
+
+# --- git: http.sslCAInfo (POSIX) or http.sslBackend = schannel (Windows) in the global gitconfig ------------
+
+class _Git:
+    name = "git"
+    url = "https://github.com/"
+
+    @staticmethod
+    def alone():
+        """An environment in which git reads no configuration but the file it is given: git stops on a
+        damaged ~/.gitconfig even for --version."""
+        return dict(os.environ, GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull)
+
+    @staticmethod
+    def find():
+        exe = program("git")
+        return exe, version_of([exe, "--version"], r"git version (\S+)", env=_Git.alone())
+
+    @staticmethod
+    def config_file(scope, exe):
+        """The file `git config --global` (or --system) writes: GIT_CONFIG_GLOBAL, else ~/.gitconfig unless only
+        $XDG_CONFIG_HOME/git/config exists; machine-wide GIT_CONFIG_SYSTEM, `git var`'s answer, /etc/gitconfig."""
+        if scope == "global":
+            if os.environ.get("GIT_CONFIG_SYSTEM"):
+                return os.environ["GIT_CONFIG_SYSTEM"]
+            proc = run([exe, "var", "GIT_CONFIG_SYSTEM"], env=dict(os.environ), timeout=60)
+            if proc.returncode == 0 and os.path.isabs(proc.stdout.strip()):
+                return proc.stdout.strip()
+            root = os.path.dirname(os.path.dirname(os.path.realpath(exe)))
+            return os.path.join(root, "etc", "gitconfig") if os.name == "nt" else "/etc/gitconfig"
+        if os.environ.get("GIT_CONFIG_GLOBAL"):
+            return os.environ["GIT_CONFIG_GLOBAL"]
+        home = os.path.join(os.path.expanduser("~"), ".gitconfig")
+        xdg = os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "git", "config")
+        return xdg if not os.path.exists(home) and os.path.exists(xdg) else home
+
+    @staticmethod
+    def git_file(exe, path, *args):
+        """`git config --file path args…` (git's own reader and writer); (exit code, output)."""
+        proc = run([exe, "config", "--file", path] + list(args), env=_Git.alone(), timeout=60)
+        return proc.returncode, proc.stdout.strip()
+
+    @staticmethod
+    def plan(plan, s, scope, found):
+        exe, version = found
+        if os.name == "nt":
+            key, value, anchors = "http.sslBackend", "schannel", "os"
+        elif plan.strategy == "bundle":
+            key, value, anchors = "http.sslCAInfo", plan.bundle_path, plan.bundle_path
+        else:
+            raise Skip("no company CA is known here, so there is no bundle for http.sslCAInfo (git keeps the OS "
+                       "store it uses on Linux and macOS; give --ca-file)")
+        path = _Git.config_file(scope, exe)
+        old = text_of(path)
+        with tempfile.TemporaryDirectory(prefix="trustfix-git-") as tmp:
+            copy = os.path.join(tmp, "config")
+            atomic_write(copy, old.encode("utf-8"))
+            code, was = _Git.git_file(exe, copy, "--get", key)
+            if code not in (0, 1):                                   # 1: not set; anything else: unreadable
+                raise LeftAlone("git {} cannot read {} ({}); fix that file, then run bootstrap.py again".format(
+                    version, path, was.splitlines()[-1] if was else "exit code {}".format(code)))
+            verify = _Git.git_file(exe, copy, "--bool", "--get", "http.sslVerify")[1]
+            if was != value:
+                code, out = _Git.git_file(exe, copy, key, value)
+                if code != 0:
+                    raise LeftAlone("git {} could not set {} in a copy of {} ({})".format(version, key, path, out))
+            new = read_bytes(copy).decode("utf-8")
+        change = file_change("git", version, path, old, new, "{} = {}".format(key, value), anchors, _Git.url,
+                             "{} = {}".format(key, was) if was and was != value else None)
+        if verify == "false":
+            change.notes = ["{} sets http.sslVerify = false, which switches TLS verification off for git; remove "
+                            "it (git config --global --unset http.sslVerify)".format(path)]
+        return change
+
+    @staticmethod
+    def now(scope, found):
+        exe, version = found
+        env = dict(os.environ)
+        get = lambda key: run([exe, "config", "--get", key], env=env, timeout=60).stdout.strip()
+        if os.environ.get("GIT_SSL_NO_VERIFY") or get("http.sslVerify").lower() in ("false", "no", "off", "0"):
+            return "verification is OFF (http.sslVerify false or GIT_SSL_NO_VERIFY)", "off", _Git.url
+        cainfo = os.environ.get("GIT_SSL_CAINFO") or get("http.sslCAInfo")
+        if cainfo:
+            return "http.sslCAInfo = {}".format(cainfo), os.path.expanduser(cainfo), _Git.url
+        if get("http.sslBackend") == "schannel":
+            return "the Windows store (http.sslBackend = schannel)", "os", _Git.url
+        return ("its own CA bundle (OpenSSL backend)", "own", _Git.url) if os.name == "nt" else \
+            ("the OS store", "os", _Git.url)
+
+
+# --- npm: cafile in .npmrc ---------------------------------------------------------------------------------
+
+class _Npm:
+    name = "npm"
+
+    @staticmethod
+    def find():
+        exe = program("npm")
+        return exe, version_of([exe, "--version"], r"^(\d\S*)")
+
+    @staticmethod
+    def config(exe, *args):
+        """`npm config args…`, its cache (where npm writes a log of every command) a folder of our own."""
+        with tempfile.TemporaryDirectory(prefix="trustfix-npm-") as cache:
+            return run([exe, "config"] + list(args), env=dict(os.environ, npm_config_cache=cache,
+                                                                npm_config_update_notifier="false"), timeout=60)
+
+    @staticmethod
+    def config_file(scope, exe):
+        """npm's user file (NPM_CONFIG_USERCONFIG, else ~/.npmrc), or machine-wide its globalconfig."""
+        if scope == "global":
+            proc = _Npm.config(exe, "get", "globalconfig")
+            path = proc.stdout.strip().splitlines()[-1] if proc.returncode == 0 and proc.stdout.strip() else ""
+            if not os.path.isabs(path):
+                raise Skip("`npm config get globalconfig` did not name a file")
+            return path
+        for var in ("NPM_CONFIG_USERCONFIG", "npm_config_userconfig"):
+            if os.path.isabs(os.environ.get(var) or ""):
+                return os.environ[var]
+        return os.path.join(os.path.expanduser("~"), ".npmrc")
+
+    @staticmethod
+    def ini_set(text, key, value):
+        """text (an .npmrc) with key=value before any [section]: its line replaced, or one added."""
+        nl = newline_of(text)
+        lines = text.splitlines(True)
+        if lines and not lines[-1].endswith("\n"):
+            lines[-1] += nl
+        end = next((i for i, l in enumerate(lines) if l.strip().startswith("[")), len(lines))
+        spelt = json.dumps(value) if re.search(r"[;#\"']|^\s|\s$", value) else value
+        line = "{}={}{}".format(key, spelt, nl)
+        hits = [i for i in range(end) if re.match(r"^\s*{}\s*=".format(re.escape(key)), lines[i])]
+        if hits:
+            lines[hits[0]] = line
+            return "".join(l for i, l in enumerate(lines) if i not in hits[1:])
+        return "".join(lines[:end] + ["; {}{}".format(TOOL_COMMENT, nl), line] + lines[end:])
+
+    @staticmethod
+    def current(text, key):
+        for line in text.splitlines():
+            if line.strip().startswith("["):
+                break
+            m = re.match(r"^\s*{}\s*=\s*(.*?)\s*$".format(re.escape(key)), line)
+            if m:
+                return m.group(1)
+        return None
+
+    @staticmethod
+    def plan(plan, s, scope, found):
+        exe, version = found
+        if plan.strategy != "bundle":
+            raise Skip("no company CA is known here, so there is no bundle for npm's cafile (give --ca-file)")
+        path = _Npm.config_file(scope, exe)
+        old = text_of(path)
+        new = _Npm.ini_set(old, "cafile", plan.bundle_path)
+        was = _Npm.current(old, "cafile")
+        change = file_change("npm", version, path, old, new, "cafile=" + plan.bundle_path, plan.bundle_path,
+                             "https://registry.npmjs.org/", "cafile=" + was if was else None)
+        if (_Npm.current(old, "strict-ssl") or "").lower() == "false":
+            change.notes = ["{} sets strict-ssl=false, which switches TLS verification off for npm; remove that "
+                            "line".format(path)]
+        return change
+
+    @staticmethod
+    def now(scope, found):
+        exe, version = found
+        proc = _Npm.config(exe, "list", "--json")
+        try:
+            conf = json.loads(proc.stdout[proc.stdout.find("{"):])
+        except ValueError:
+            conf = {}
+        url = conf.get("registry") or "https://registry.npmjs.org/"
+        if str(conf.get("strict-ssl")).lower() == "false":
+            return "verification is OFF (strict-ssl=false)", "off", url
+        if conf.get("cafile"):
+            return "cafile={}".format(conf["cafile"]), conf["cafile"], url
+        extra = os.environ.get("NODE_EXTRA_CA_CERTS")
+        return "Node's own copy of Mozilla's roots" + (" + NODE_EXTRA_CA_CERTS={}".format(extra) if extra else ""), \
+            "own", url
+
+
+TOOLS = {t.name: t for t in (_Uv, _Requests, _Conda, _Git, _Npm)}
+
+
+def tool_targets():
+    """Every file --tools may write, for the journal's check (writable_target): each tool's user and
+    machine-wide file as this environment names them, and the names the others have wherever they are
+    (a gitconfig or npmrc under an etc/ folder, a start-up hook in a site-packages folder)."""
+    paths = [_Uv.config_file(scope) for scope in ("user", "global")] + [
+        os.path.join(os.path.expanduser("~"), name) for name in (".condarc", ".gitconfig", ".npmrc")]
+    paths += [os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "git", "config"),
+              os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "conda", ".condarc")]
+    paths += [os.environ[v] for v in ("GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "NPM_CONFIG_USERCONFIG",
+                                      "npm_config_userconfig", "CONDARC") if os.path.isabs(os.environ.get(v) or "")]
+    return paths
+
+
+def is_tool_target(path):
+    name, folder = os.path.basename(path), os.path.dirname(path)
+    if path in tool_targets():
+        return True
+    if name == PTH_NAME:
+        return os.path.basename(folder) in ("site-packages", "dist-packages")
+    if name in ("gitconfig", "npmrc"):
+        return os.path.basename(folder) == "etc"
+    return name == ".condarc" and is_python_prefix(folder)        # a conda installation's own (sys_rc_path)
+
+
+def plan_tools(plan, s, args):
+    """Step 7, with --tools: each tool's change, decided and checked now (read only). A tool that is not here
+    or to which the setting does not apply is skipped, one whose file cannot be read is left alone; both are
+    said, and neither stops the run. A tool that will trust the OS store hears which CAs that store lacks."""
+    scope = "global" if args.scope == "global" else "user"
+    changes = []
+    for name in args.tools:
+        tool = TOOLS[name]
+        try:
+            changes.append(tool.plan(plan, s, scope, tool.find()))
+        except (Skip, LeftAlone) as e:
+            changes.append(ToolChange(tool=name, version=None, status="skipped" if isinstance(e, Skip) else
+                                      "left-alone", summary=e.args[0], path=None, data=None, setting=None,
+                                      anchors=None, url=None, notes=[]))
+    on_os = [tc.tool for tc in changes if tc.anchors == "os"]
+    if on_os and plan.extras and not args.add_to_os_store:
+        present = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
+        lacks = [i["subject"] for _, i in plan.extras if i["sha256"] not in present]
+        if lacks:
+            plan.notes.append("{} will trust the OS store, which lacks {}: add it with --add-to-os-store (as "
+                              "{}) or ask IT to deploy it; until then {} fail{} through the proxy".format(
+                                  " and ".join(on_os), ", ".join(lacks), "an administrator" if os.name == "nt" else
+                                  "root on Linux", " and ".join(on_os), "" if len(on_os) > 1 else "s"))
+    return changes
+
+
+def configure_tools(plan, ui, journal):
+    """Write each tool's planned change (journaled, like pip's files); True if any file changed."""
+    changed = False
+    for tc in plan.tools:
+        if tc.status == "change":
+            change_file(journal, tc.path, tc.data)
+            tc.status, changed = "changed", True
+        elif tc.status == "left-alone":
+            tc.status = "warning"
+        what = "{}{}".format(tc.tool, " " + tc.version if tc.version else "")
+        ui.step("tools", tc.status, {"changed": "{}: set {}", "ok": "{}: {} already",
+                                     "skipped": "{}: skipped, {}", "warning": "{}: left alone, {}"}[tc.status].format(
+            what, tc.summary))
+        for note in tc.notes:
+            ui.warn(note)
+    return changed
+
+
+def anchors_context(anchors, s):
+    """The SSLContext of a tool's anchors: the OS store, a CA file, or (own) certifi's roots for the Mozilla
+    roots the tool carries itself; None when there is none (verification off, a missing file, no certifi)."""
+    if anchors == "os":
+        return OS.os_context()
+    path = s.certifi_files[-1][0] if anchors == "own" and s.certifi_files else anchors
+    if anchors == "off" or not path or path == "own":
+        return None
+    try:
+        return pip_verifier(cafile=path)
+    except (OSError, ssl.SSLError):
+        return None
+
+
+def tool_probe(tool, how, anchors, url, s, timeout):
+    """(status, line, problem or None) of one tool's TLS to url through the proxy the environment names."""
+    ctx = anchors_context(anchors, s)
+    if anchors == "off":
+        return "warning", "{}: TLS verification is OFF".format(how), (
+            "{} has TLS verification switched off".format(tool), "remove that setting, then run python "
+            "bootstrap.py --tools {}".format(tool))
+    if ctx is None:
+        return "skipped", "{}: not checked".format(how), None
+    probe = tls_probe(url, proxy_for(url), ctx, timeout)
+    if probe.ok:
+        return "ok", "{}: reaches {}".format(how, host_of(url)), None
+    if not probe.reached:
+        return "skipped", "{}: {} not reached ({}), not checked".format(how, host_of(url), probe.status), None
+    return "warning", "{}: FAILS: {}".format(how, probe.detail), (
+        "{} cannot verify {} ({})".format(tool, host_of(url), probe.detail),
+        "python bootstrap.py --tools {}".format(tool))
+
+
+def verify_tools(plan, s, args, ui):
+    """Online: each tool set up now reaches what it talks to, with the anchors it has now (one handshake each,
+    through the proxy). A warning when one fails: the exit code is about pip."""
+    for tc in plan.tools:
+        if tc.status not in ("changed", "ok") or args.offline or not tc.url:
+            continue
+        status, line, problem = tool_probe(tc.tool, tc.tool, tc.anchors, tc.url, s, TIMEOUT)
+        ui.step("verify", status, line)
+        if problem:
+            ui.warn("{}: run `python bootstrap.py doctor` to see why".format(problem[0]))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -3465,6 +4139,7 @@ def install_all_pythons(args, ui, code):
     for ca in args.ca_file:
         base += ["--ca-file", os.path.abspath(ca)]
     base += [flag for flag, on in (("--reinstall", args.reinstall), ("--dry-run", args.dry_run)) if on]
+    base += ["--tools", "requests"] if "requests" in args.tools else []     # the others are the user's, done once
     env = dict(os.environ)                       # TRUSTFIX_STATE_DIR, _TIMEOUT: the same journal, the same bounds
     for info in pythons:
         name = "Python {} {}".format(vstr(info["version"]), info["path"])
@@ -3523,6 +4198,7 @@ examples:
   python bootstrap.py --dry-run              show what would change, change nothing
   python bootstrap.py --ca-file corp.pem     trust this company root CA as well
   python bootstrap.py --all-pythons          also put the pinned pip into every other Python here
+  python bootstrap.py --tools all            also uv, requests (this Python's programs), conda, git, npm
   python bootstrap.py doctor                 explain why pip fails TLS here, list every Python
   python bootstrap.py undo                   put every changed file back as it was
 
@@ -3530,7 +4206,8 @@ exit codes: 0 done or nothing to do; 1 failed (nothing left half-changed); 2 bad
             3 installed and configured, but the final check against the index failed.
             doctor: 0 pip reaches the index with verified TLS; 1 it names a problem and its fix.
 Every option can also come from the environment: TRUSTFIX_OFFLINE=1, TRUSTFIX_INDEX_URL=...,
-TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_ALL_PYTHONS=1, TRUSTFIX_JSON=1
+TRUSTFIX_CA_FILE=a.pem{sep}b.pem, TRUSTFIX_SCOPE=user, TRUSTFIX_ALL_PYTHONS=1, TRUSTFIX_TOOLS=uv,git,
+TRUSTFIX_JSON=1
 (yes/no: 1, true, yes / 0, false, no); TRUSTFIX_TIMEOUT=15 bounds every network operation (seconds),
 8 times that one download, TRUSTFIX_DEADLINE=900 the whole run; SIGTERM stops it like Ctrl-C.
 A failed run prints the path of a log file with every step and command.
@@ -3605,6 +4282,11 @@ def parse_args(argv):
                         help="then also install the pinned pip (and truststore) into every other Python found "
                              "here that this user can write to (pyenv, python.org, Homebrew, py -0p); "
                              "`doctor` lists them all")
+    parser.add_argument("--tools", metavar="LIST", default=env("TRUSTFIX_TOOLS") or "",
+                        help="then also make these tools trust the network, each with its own setting, for this "
+                             "user (machine-wide with --scope global): uv, requests, conda, git, npm, or all "
+                             "(comma-separated). requests means every program of this Python (a start-up hook); "
+                             "see 'Beyond pip' in the README")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop; change nothing")
     parser.add_argument("--json", action="store_true", default=env_flag("TRUSTFIX_JSON"),
                         help="print one JSON document instead of text (for fleet tools)")
@@ -3627,7 +4309,19 @@ def parse_args(argv):
         parser.error("--offline (TRUSTFIX_OFFLINE) and --index-url (TRUSTFIX_INDEX_URL) exclude each other")
     if args.index_url and not re.match(r"^https?://[^/\s]+", args.index_url):
         parser.error("--index-url must be an http(s) URL, e.g. https://pypi.org/simple")
+    args.tools, unknown = tools_list(args.tools)
+    if unknown:
+        parser.error("--tools (TRUSTFIX_TOOLS): unknown tool {}; choose from {}, or all".format(
+            ", ".join(repr(u) for u in unknown), ", ".join(TOOLS)))
     return args
+
+
+def tools_list(text):
+    """'uv,git' / 'all' -> (the tools in TOOLS' order, the unknown names)."""
+    names = [n.strip().lower() for n in re.split(r"[,\s]+", text or "") if n.strip()]
+    if "all" in names:
+        names = [n for n in names if n != "all"] + list(TOOLS)
+    return [t for t in TOOLS if t in names], [n for n in names if n not in TOOLS]
 
 
 def survey_line(s):
@@ -3676,7 +4370,7 @@ def run_install(args, ui):
             log("TLS to {} with {}: {}".format(s.index_url, name, result.as_plan()))
         for note in plan.notes:
             ui.warn(note)
-        result = {"survey": s, "plan": plan, "mode": plan.mode}
+        result = {"survey": s, "plan": plan, "mode": plan.mode, "tools": plan.tools}
         if args.dry_run:
             ui.say("--dry-run: nothing was changed.")
             return EXIT_OK, result
@@ -3689,6 +4383,7 @@ def run_install(args, ui):
                 journal_save(journal)      # before the first change, so a killed run's folders are known
             install(plan, s, ui, journal, files, workdir, mark)
             changed = configure_trust(plan, args, ui, journal, files) or bool(plan.install)
+            changed = configure_tools(plan, ui, journal) or changed
         except Exception as e:             # Failure, a full disk, a bug: put back this run's changes first
             note = roll_back(journal, mark, ui)
             if isinstance(e, Failure):
@@ -3700,6 +4395,7 @@ def run_install(args, ui):
         finally:
             RUN["files"] = None
     code = verify(plan, s, args, ui, journal, changed)
+    verify_tools(plan, s, args, ui)
     if code == EXIT_OK:
         ui.say("Done. pip works here without --trusted-host; `python bootstrap.py undo` reverts the changes."
                if changed else "Done. Nothing needed to change.")
@@ -3773,7 +4469,27 @@ def require_admin(args):
                    "(or leave --scope out to fix it for yourself); nothing was changed.".format(how))
 
 
+INJECTED = {"by": None, "vars": {}}   # what a start-up hook did before main() ran: truststore, variables
+
+
+def undo_startup_hook():
+    """Take back, in this process only, what a start-up hook did to it (trustfix.pth of --tools requests,
+    pip-system-certs): bootstrap.py's probes build their own contexts (certifi alone, the OS store, a bundle),
+    which an injected ssl.SSLContext would all turn into the OS store, and it reads the user's own CA
+    variables, which the hook's must not pass for. INJECTED keeps what was found, for doctor."""
+    hook = next((os.path.join(d, PTH_NAME) for d in sys.path if d and os.path.isfile(os.path.join(d, PTH_NAME))), None)
+    module = getattr(ssl.SSLContext, "__module__", "")
+    package = sys.modules.get(module.rsplit("._", 1)[0])
+    if "truststore" in module and hasattr(package, "extract_from_ssl"):
+        INJECTED["by"] = hook or "a start-up hook ({})".format(module)
+        package.extract_from_ssl()
+    for var in (os.environ.pop("TRUSTFIX_STARTUP_HOOK_SET", None) or "").split():
+        if var in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE") and os.environ.get(var):
+            INJECTED["vars"][var] = os.environ.pop(var)
+
+
 def main(argv=None):
+    undo_startup_hook()
     args = parse_args(argv)
     SCOPE["state"] = args.scope
     ui = UI(json_mode=args.json, verbose=args.verbose)
@@ -4111,6 +4827,7 @@ def doctor(args, ui):
     check_certifi(report, s)
     system = check_system(report)
     verdict, network_ok = check_tls(report, s)
+    check_tools(report, s, network_ok, "global" if args.scope == "global" else "user")
     if system and not network_ok:                   # the OS knows the proxy, pip does not: that is the cause
         verdict = system
     bundle = bundle_check(s, network_ok=network_ok)
@@ -4291,20 +5008,22 @@ def check_certificate(report, host, findings):
 
 
 def check_clients(report, s, url, results):
-    """One line per other client the developer uses, each verifying its own way: urllib (the OS store, strict
-    on 3.13), requests and httpx (certifi's roots, strict on 3.13), uv when it is installed."""
+    """One line per Python client of this interpreter, each verifying its own way: urllib (the OS store, strict
+    on 3.13) and requests/httpx (certifi's roots, strict on 3.13), or both the OS store through truststore when
+    a start-up hook injected it (--tools requests). The other tools: check_tools."""
     py = vstr(sys.version_info[:2])
     strict = ", X.509 strict" if getattr(ssl, "VERIFY_X509_STRICT", 0) & ssl.create_default_context().verify_flags else ""
-    certifi = s.certifi_files[-1][0] if s.certifi_files else None
-    views = [("urllib on Python {}".format(py), "OS store" + strict, strict_view()),
-             ("requests, httpx on Python {}".format(py), "certifi" + strict,
-              ssl.create_default_context(cafile=certifi) if certifi else None)]
-    uv = shutil.which("uv")
-    if uv:
-        native = bool(env_flag("UV_NATIVE_TLS") or env_flag("UV_SYSTEM_CERTS")) or uv_uses_system_certs()
-        views.append(("uv ({})".format(uv), "the OS store (system-certs)" if native else
-                      "its own copy of Mozilla's roots", pip_verifier() if native else
-                      pip_verifier(cafile=certifi) if certifi else None))
+    how, anchors, _ = _Requests.now("user", None)
+    if anchors == "own":
+        certifi = s.certifi_files[-1][0] if s.certifi_files else None
+        requests_view = ("certifi" + strict, ssl.create_default_context(cafile=certifi) if certifi else None)
+    else:
+        requests_view = (how, anchors_context(anchors, s))
+    urllib_view = ("OS store (truststore)", pip_verifier()) if INJECTED["by"] else ("OS store" + strict, strict_view())
+    if INJECTED["vars"].get("SSL_CERT_FILE"):                   # the hook's SSL_CERT_FILE, below Python 3.10
+        urllib_view = ("OS store + SSL_CERT_FILE={}, set at start-up".format(INJECTED["vars"]["SSL_CERT_FILE"]),
+                       anchors_context(INJECTED["vars"]["SSL_CERT_FILE"], s))
+    views = [("urllib on Python {}".format(py),) + urllib_view, ("requests, httpx on Python {}".format(py),) + requests_view]
     for name, how, ctx in views:
         if ctx is None:
             report.check("clients", "skipped", "{} ({}): not checked, this Python has no certifi".format(name, how))
@@ -4314,15 +5033,24 @@ def check_clients(report, s, url, results):
             name, how, "reaches " + host_of(url) if probe.ok else "FAILS: " + probe.detail))
 
 
-def uv_uses_system_certs():
-    """Whether the user's uv.toml turns on the OS store (system-certs, or native-tls before uv's rename)."""
-    path = os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "uv", "uv.toml") if OS.owners_matter else \
-        os.path.join(os.environ.get("APPDATA") or "", "uv", "uv.toml")
-    try:
-        text = read_bytes(path).decode("utf-8", "replace")
-    except OSError:
-        return False
-    return bool(re.search(r"(?m)^\s*(system-certs|native-tls)\s*=\s*true\b", text))
+def check_tools(report, s, network_ok, scope):
+    """One line per other tool found here (uv, conda, git, npm): its version, where its trust comes from, and,
+    online, whether it verifies what it talks to through the proxy now; one that cannot is an 'Also'."""
+    for tool in (_Uv, _Conda, _Git, _Npm):
+        try:
+            found = tool.find()
+            how, anchors, url = tool.now(scope, found)
+        except (Skip, Failure):
+            continue
+        version = found[1] if isinstance(found[1], str) else found[1].get("conda_version", "?")
+        what = "{} {} ({})".format(tool.name, version, how)
+        if not network_ok:
+            report.check("tools", "skipped", what + ": not checked, no network")
+            continue
+        status, line, problem = tool_probe(tool.name, what, anchors, url or s.index_url, s, DOCTOR_TIMEOUT)
+        report.check("tools", status, line)
+        if problem:
+            report.also.append(problem)
 
 
 def tls_cause(report, url, s, results, py, findings=None):

@@ -1573,7 +1573,7 @@ def test_plan_online_old_pip_takes_the_os_root_behind_the_presented_chain(loopba
     os_store(public_roots() + root_der + [der(make_cert(dn("Unrelated OS-only Root", "Someone"))[0])])
     s = survey(index_url=url, pip="23.2.1", externally_managed="/usr/lib/python3/EXTERNALLY-MANAGED")
     args = argparse.Namespace(offline=False, index_url=None, ca_file=[], scope="user", reinstall=False,
-                              break_system_packages=False)
+                              break_system_packages=False, tools=[])
     plan = bootstrap.make_plan(s, args, ui)
     assert plan.probe["os"].ok and plan.probe["certifi"].untrusted
     assert plan.skip_install and plan.install == []
