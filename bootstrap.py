@@ -12,7 +12,8 @@ It installs the pinned pip (and truststore on Python >= 3.10) from the hash-chec
 (or downloads exactly those files, accepting each only if its SHA-256 matches hashes.txt), configures
 pip's permanent trust (`cert =` a bundle of certifi's roots plus the corporate CAs in the user's pip
 configuration, which every pip of the user reads, whenever a corporate CA is known), checks that a fresh pip reaches the index, and records every
-change so that `bootstrap.py undo` puts every file back byte for byte.
+change so that `bootstrap.py undo` puts every file back byte for byte. With --tools it does the same for the
+developer's other tools (uv, this Python's requests/httpx/urllib, conda, git, npm), each through its own setting.
 
 Standard library only; one file; starts on Python 3.6 (so it can say what it supports).
 
@@ -32,10 +33,14 @@ Where things are, in the order of the sections below:
   Undo, rollback    undo (every journaled change's inverse, newest first), roll_back (a failed run's own)
   Plan              make_plan -> Plan, one function per step; decide_trust -> Trust is the decision to write
                     a bundle (its table is in its docstring)
-  Install, Trust,   install (the pinned pip from its verified wheel), configure_trust (make_bundle, `cert`),
+  Install, Trust    install (the pinned pip from its verified wheel), configure_trust (make_bundle, `cert`)
+  Beyond pip        --tools: one class per tool (_Uv, _Requests, _Conda, _Git, _Npm; TOOLS), each with find, plan
+                    (the file, its new bytes) and now (where its trust comes from); plan_tools, configure_tools,
+                    verify_tools (each tool's TLS, one handshake)
   Verify            verify (a fresh pip process reaches the index)
   Every Python      find_pythons, pythons_report (doctor), install_all_pythons (--all-pythons)
-  Command line      parse_args, run_install (the install run, step by step), main (exit codes, JSON)
+  Command line      parse_args, run_install (the install run, step by step), main (exit codes, JSON);
+                    undo_startup_hook takes back in this process what a start-up hook (trustfix.pth) did
   Doctor            doctor: one function per check family (check_pip ... check_tls), then the verdict
 """
 
@@ -3347,17 +3352,21 @@ def pth_text(bundle):
     TRUSTFIX_STARTUP_HOOK=0 turns it off for one program. The variables it sets are named in
     TRUSTFIX_STARTUP_HOOK_SET (so bootstrap.py can tell them from the user's own: undo_startup_hook).
 
-    pip's own copy of truststore is imported first: imported after the injection, it would take the injected
-    class for the original one, and pip would end in a RecursionError on its first HTTPS request."""
+    It replaces ssl.SSLContext only, before anything else is imported: urllib3, requests (its preloaded
+    context) and httpx, imported later, take truststore's class from ssl themselves. truststore.inject_into_ssl()
+    would also import urllib3 and requests to patch them, which costs every start of Python about 0.1 s
+    (measured: 105 ms against 22 ms here). pip's own copy of truststore is imported first: imported after the
+    replacement, it would take the replaced class for the original, and pip would end in a RecursionError on
+    its first HTTPS request."""
     if bundle is None:
         code = ("if os.environ.get('TRUSTFIX_STARTUP_HOOK') != '0':\n"
                 "    try:\n"
-                "        import pip._vendor.truststore\n"
-                "    except Exception:\n"
-                "        pass\n"
-                "    try:\n"
-                "        import truststore\n"
-                "        truststore.inject_into_ssl()\n"
+                "        import ssl, truststore\n"
+                "        try:\n"
+                "            import pip._vendor.truststore\n"
+                "        except ImportError:\n"
+                "            pass\n"
+                "        ssl.SSLContext = truststore.SSLContext\n"
                 "    except Exception:\n"
                 "        pass\n")
         what = "verifies TLS with the OS trust store (truststore injected into ssl at start-up)"
@@ -3443,6 +3452,50 @@ class _Conda:
         return info.get("user_rc_path") or os.path.expanduser(os.path.join("~", ".condarc"))
 
     @staticmethod
+    def search_path(root_prefix, environ=None):
+        """The files conda reads, lowest precedence first, as its documentation lists them ("Searching for
+        .condarc"): machine-wide, its base installation's, the user's, the active environment's, $CONDARC.
+        (A condarc.d folder's *.yml files stand where the folder is.)"""
+        environ = os.environ if environ is None else environ
+        home = os.path.expanduser("~")
+        folders = ["C:\\ProgramData\\conda"] if os.name == "nt" else ["/etc/conda", "/var/lib/conda"]
+        folders += [root_prefix or environ.get("CONDA_ROOT") or ""]
+        if environ.get("XDG_CONFIG_HOME"):
+            folders.append(os.path.join(environ["XDG_CONFIG_HOME"], "conda"))
+        folders += [os.path.join(home, ".config", "conda"), os.path.join(home, ".conda")]
+        out = []
+        for folder in filter(None, folders):
+            out += [os.path.join(folder, ".condarc"), os.path.join(folder, "condarc"), os.path.join(folder, "condarc.d")]
+        out.append(os.path.join(home, ".condarc"))
+        if environ.get("CONDA_PREFIX"):
+            prefix = environ["CONDA_PREFIX"]
+            out += [os.path.join(prefix, ".condarc"), os.path.join(prefix, "condarc"), os.path.join(prefix, "condarc.d")]
+        if environ.get("CONDARC"):
+            out.append(environ["CONDARC"])
+        return out
+
+    @staticmethod
+    def overriding(path, value, root_prefix, environ=None):
+        """The settings conda reads after path that give ssl_verify another value: ["<file or variable>: value"]."""
+        environ = os.environ if environ is None else environ
+        files = _Conda.search_path(root_prefix, environ)
+        later = files[files.index(path) + 1:] if path in files else []
+        found = []
+        for candidate in later:
+            names = [candidate] if not os.path.isdir(candidate) else \
+                [os.path.join(candidate, n) for n in sorted(os.listdir(candidate)) if n.endswith((".yml", ".yaml"))]
+            for name in names:
+                try:
+                    other = _Conda.current(text_of(name))
+                except LeftAlone:
+                    continue
+                if other is not None and other != value:
+                    found.append("{} sets ssl_verify: {}".format(name, other))
+        if environ.get("CONDA_SSL_VERIFY") and environ["CONDA_SSL_VERIFY"] != value:
+            found.append("CONDA_SSL_VERIFY={}".format(environ["CONDA_SSL_VERIFY"]))
+        return found
+
+    @staticmethod
     def value(info, bundle):
         """truststore (the OS store) for conda >= 23.9 running on Python >= 3.10, else the bundle's path."""
         if vtuple(info.get("conda_version", "0")) >= (23, 9) and vtuple(info.get("python_version", "0")) >= (3, 10):
@@ -3496,8 +3549,10 @@ class _Conda:
                              "os" if value == "truststore" else value, _Conda.default_url,
                              "ssl_verify: " + was if was is not None else None)
         if was is not None and was.lower() in ("false", "no", "off"):
-            change.notes = ["{} had ssl_verify: {}, which switched TLS verification off for conda; it is on now".format(
-                path, was)]
+            change.notes.append("{} had ssl_verify: {}, which switched TLS verification off for conda; it is on "
+                                "now".format(path, was))
+        for other in _Conda.overriding(path, value, info.get("root_prefix"), os.environ):
+            change.notes.append("{}, which conda reads after {} and so uses instead; remove it there".format(other, path))
         return change
 
     @staticmethod
@@ -4192,6 +4247,8 @@ what it does:
               known (every pip of this user reads it, new venvs' old pips too); nothing when none
               is needed. Never `trusted-host`, never an edited certifi.
   5. verify   a fresh pip process reaches the index with no extra options
+  with --tools, after 4: each tool named gets its own setting (uv: system-certs; requests: a start-up
+              hook in this Python; conda: ssl_verify; git: http.sslCAInfo; npm: cafile), then a check
 
 examples:
   python bootstrap.py                        fix this Python (Windows: py bootstrap.py)
@@ -4479,10 +4536,10 @@ def undo_startup_hook():
     variables, which the hook's must not pass for. INJECTED keeps what was found, for doctor."""
     hook = next((os.path.join(d, PTH_NAME) for d in sys.path if d and os.path.isfile(os.path.join(d, PTH_NAME))), None)
     module = getattr(ssl.SSLContext, "__module__", "")
-    package = sys.modules.get(module.rsplit("._", 1)[0])
-    if "truststore" in module and hasattr(package, "extract_from_ssl"):
+    original = next((c for c in ssl.SSLContext.__mro__ if c.__module__ == "ssl"), None)
+    if "truststore" in module and original is not None:
         INJECTED["by"] = hook or "a start-up hook ({})".format(module)
-        package.extract_from_ssl()
+        ssl.SSLContext = original                         # what truststore.extract_from_ssl() does to ssl
     for var in (os.environ.pop("TRUSTFIX_STARTUP_HOOK_SET", None) or "").split():
         if var in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE") and os.environ.get(var):
             INJECTED["vars"][var] = os.environ.pop(var)

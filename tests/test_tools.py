@@ -91,7 +91,7 @@ def requests_venv(request, tmp_path_factory):
 
 
 @pytest.fixture
-def laptop(sandbox, toolbed, uv_path, requests_venv, tmp_path):
+def dev_laptop(sandbox, toolbed, uv_path, requests_venv, tmp_path):
     def make(corp_in_os_store):
         import shutil
         interp, python = requests_venv
@@ -110,10 +110,10 @@ def failing(results):
     return sorted(name for name, (ok, _) in results.items() if not ok)
 
 
-def test_tools_all_leaves_uv_requests_urllib_git_and_npm_working_and_undo_puts_everything_back(laptop):
+def test_tools_all_leaves_uv_requests_urllib_git_and_npm_working_and_undo_puts_everything_back(dev_laptop):
     """The common laptop: IT put the corporate root into the OS store. uv, requests and npm carry their own
     roots and fail; after `--tools all` all of them work; undo restores HOME and the venv byte for byte."""
-    lt = laptop(True)
+    lt = dev_laptop(True)
     venv = lt.python.parent.parent
     before_files = tree(lt.sb.home, venv)
     before = lt.works()
@@ -151,10 +151,10 @@ def test_tools_all_leaves_uv_requests_urllib_git_and_npm_working_and_undo_puts_e
     assert failing(lt.works()) == ["npm", "requests", "uv"]
 
 
-def test_a_ca_given_but_not_in_the_os_store_fixes_git_and_requests_through_the_bundle(laptop, cas):
+def test_a_ca_given_but_not_in_the_os_store_fixes_git_and_requests_through_the_bundle(dev_laptop, cas):
     """The root is not in the OS store; it is given with --ca-file. git (OS store on Linux) fails before and
     works after with http.sslCAInfo = the bundle; uv is set to the OS store and told what it still lacks."""
-    lt = laptop(False)
+    lt = dev_laptop(False)
     assert not lt.git_clone().returncode == 0
     result = lt.bootstrap("--ca-file", cas.corp_pem, "--tools", "git,uv,requests")
     assert result.returncode == 0, out(result)
@@ -170,8 +170,8 @@ def test_a_ca_given_but_not_in_the_os_store_fixes_git_and_requests_through_the_b
         assert requests.returncode == 1 and CERT_ERROR in requests.stderr, out(requests)
 
 
-def test_the_start_up_hook_never_stops_python_and_can_be_turned_off(laptop):
-    lt = laptop(True)
+def test_the_start_up_hook_never_stops_python_and_can_be_turned_off(dev_laptop):
+    lt = dev_laptop(True)
     assert lt.bootstrap("--tools", "requests").returncode == 0
     assert lt.get("requests").returncode == 0
     off = lt.get("requests", env={"TRUSTFIX_STARTUP_HOOK": "0"})
@@ -190,8 +190,8 @@ def test_the_start_up_hook_never_stops_python_and_can_be_turned_off(laptop):
         assert alive.returncode == 0 and alive.stdout == "alive\n", out(alive)
 
 
-def test_a_tool_config_that_cannot_be_read_is_left_alone_with_one_sentence(laptop):
-    lt = laptop(True)
+def test_a_tool_config_that_cannot_be_read_is_left_alone_with_one_sentence(dev_laptop):
+    lt = dev_laptop(True)
     uv_toml = lt.sb.home / ".config" / "uv" / "uv.toml"
     uv_toml.parent.mkdir(parents=True)
     uv_toml.write_text("system-certs = tru\n")
@@ -205,8 +205,8 @@ def test_a_tool_config_that_cannot_be_read_is_left_alone_with_one_sentence(lapto
     assert uv_toml.read_text() == "system-certs = tru\n" and gitconfig.read_text() == "[http\n\tsslVerify = true\n"
 
 
-def test_doctor_names_each_tool_and_whether_it_reaches_its_registry(laptop):
-    lt = laptop(True)
+def test_doctor_names_each_tool_and_whether_it_reaches_its_registry(dev_laptop):
+    lt = dev_laptop(True)
     before = lt.bootstrap("doctor", "--json")
     lines = {c["text"].split(" ")[0]: c for c in json.loads(before.stdout)["doctor"]["checks"] if c["name"] == "tools"}
     assert sorted(lines) == ["git", "npm", "uv"], lines
