@@ -27,7 +27,7 @@ import pytest
 
 import testbed
 import tree_snapshot
-from bundle_helpers import openssl_v1_cert
+from certificates import openssl_v1_cert
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build.py"
