@@ -6,6 +6,10 @@ markers are evaluated with `packaging`, pip's configuration rules are asked of r
 one and the pinned wheel in wheels/), INI files are read back with configparser. What cannot run on this
 machine (macOS `security`, Windows' certificate stores) is fed recorded outputs from tests/data/recorded/.
 
+Shared with other test files: bootstrap loaded as a module and the Survey/Plan builders (unit_helpers.py),
+certificates (certificates.py), hashes.txt's pins and wheels (bundle_helpers.py), and the fixtures laptop,
+ui, corp and https_server (conftest.py).
+
 Known bootstrap.py bugs are strict xfails ("bootstrap bug: ..."): fixing the bug turns them into
 failures that ask for the xfail to be removed.
 """
@@ -49,7 +53,7 @@ from unit_helpers import (CLOSED_INDEX, DATA, RECORDED, SCRUBBED, Recorder, boot
 pytestmark = pytest.mark.usefixtures("laptop")     # conftest: every test runs on an empty laptop (env scrubbed)
 
 SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
-PIP = wheel_of("pip", (3, 12))                     # the pinned pip wheel of the Plans below (live_pins' Python)
+PIP_WHEEL = wheel_of("pip", (3, 12))               # the pinned pip wheel of the Plans below (live_pins' Python)
 
 
 # ==================================================================================================
@@ -1087,8 +1091,8 @@ def test_install_runs_the_pinned_pip_from_its_wheel_isolated(tmp_path, monkeypat
     workdir.mkdir()
     pins = live_pins()
     plan = plan_of(install=[pins["pip"], pins["truststore"]], flags=flags, where="here", pins=pins)
-    files = {"pip": str(workdir / PIP.name)}
-    shutil.copyfile(str(PIP), files["pip"])
+    files = {"pip": str(workdir / PIP_WHEEL.name)}
+    shutil.copyfile(str(PIP_WHEEL), files["pip"])
     requirements = {}
     recorder = Recorder(on_call=lambda cmd: requirements.update(
         text=Path(cmd[cmd.index("-r") + 1]).read_text()))
@@ -1111,7 +1115,7 @@ def test_install_runs_the_pinned_pip_from_its_wheel_isolated(tmp_path, monkeypat
 
 
 def test_the_installer_is_unpacked_without_its_dist_info(tmp_path):
-    wheel = PIP
+    wheel = PIP_WHEEL
     folder = Path(bootstrap.unpack_installer(str(wheel), str(tmp_path)))
     assert folder == tmp_path / "installer" / "pip" and (folder / "__main__.py").is_file()
     assert [p.name for p in folder.parent.iterdir()] == ["pip"]      # no .dist-info: pip must not see itself
@@ -1139,7 +1143,7 @@ def test_install_failure_names_the_packages_and_quotes_pip(tmp_path, monkeypatch
                                                    "DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"))
     with pytest.raises(bootstrap.Failure) as e:
         bootstrap.install(plan, survey(), ui, bootstrap.journal_load(),
-                          {"pip": str(PIP)}, str(tmp_path))
+                          {"pip": str(PIP_WHEEL)}, str(tmp_path))
     assert "pip" in e.value.args[0] and "DO NOT MATCH THE HASHES" in e.value.args[0]
 
 
