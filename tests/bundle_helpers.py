@@ -1,33 +1,117 @@
-"""Helpers shared by the end-to-end tests of bootstrap.py: bundle copies, pins, file-tree snapshots (tree_snapshot).
+"""Helpers shared by the tests of bootstrap.py: bundle copies, the pins of hashes.txt and their wheels,
+file-tree snapshots (tree_snapshot), the product's scripts loaded as modules.
 
-Expectations are computed independently of bootstrap.py's own code: pins are read from hashes.txt with
-`packaging` (pip's and pytest's marker implementation), not with bootstrap's parser.
+Expectations are computed independently of bootstrap.py's own code: hashes.txt is read here, with
+`packaging` (pip's and pytest's requirement and marker implementation), never with bootstrap's parser;
+this is the tests' one reader of hashes.txt.
 """
 import hashlib
-import os
+import importlib.util
 import re
 import shutil
+from collections import namedtuple
 from pathlib import Path
 
 from packaging.markers import Marker
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from tree_snapshot import tree  # noqa: F401  (the one snapshot; imported from here by the e2e tests)
 
 ROOT = Path(__file__).resolve().parent.parent
+HASHES = ROOT / "hashes.txt"
 
 
-def expected_pins(version):
-    """{name: version} that hashes.txt pins for a Python (major, minor)."""
-    out = {}
-    for line in (ROOT / "hashes.txt").read_text().splitlines():
-        if not line.strip() or line.startswith("#"):
+def load_module(path, name):
+    """A script of the product (bootstrap.py, build.py) imported as a module under name."""
+    spec = importlib.util.spec_from_file_location(name, str(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sha256(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def write(path, data):
+    """Write bytes or text (UTF-8) to path, making its folders; returns the Path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    return path
+
+
+# --- hashes.txt -----------------------------------------------------------------------------------
+
+class Pin(namedtuple("Pin", "name version marker hashes line")):
+    """One pin of a hashes.txt: name (canonical), version, marker ("" for none), hashes (sha256 hex digests)
+    and line (its text as written; lines continued with a backslash joined by newlines)."""
+    __slots__ = ()
+
+    def applies(self, python):
+        """Whether the marker holds for a Python (major, minor[, ...])."""
+        return not self.marker or Marker(self.marker).evaluate({"python_version": "{}.{}".format(*python[:2])})
+
+    def wheel(self, folder):
+        """The file in folder whose SHA-256 this pin lists (the bytes decide, not the file name)."""
+        prefix = "{}-{}-".format(re.sub(r"[-_.]+", "_", self.name), self.version).lower()
+        found = [p for p in sorted(Path(folder).glob("*.whl"))
+                 if p.name.lower().startswith(prefix) and sha256(p.read_bytes()) in self.hashes]
+        assert found, "no wheel in {} matches {}=={}".format(folder, self.name, self.version)
+        return found[0]
+
+
+PIN_LINE = re.compile(r"^(?P<requirement>[^;#\\s][^;#\\]*?)\s*(?:;(?P<marker>[^#\\]*?))?"
+                      r"(?P<hashes>(?:\s+--hash=\S+)+)\s*(?:#.*)?$")
+
+
+def parse_pins(text):
+    """Every pin of a hashes.txt's text, in file order, as pip reads a requirements file: comments, blank
+    lines, backslash continuations. A line that is not a hash-pinned `name==version [; marker]` fails."""
+    found, physical = [], []
+    for raw in text.splitlines():
+        if not physical and (not raw.strip() or raw.lstrip().startswith("#")):
             continue
-        m = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)\s*(?:;(.*?))?\s*--hash", line)
-        assert m, line
-        marker = (m.group(3) or "").strip()
-        if not marker or Marker(marker).evaluate({"python_version": "{}.{}".format(*version)}):
-            out.setdefault(m.group(1).lower(), m.group(2))
-    return out
+        physical.append(raw)
+        if raw.rstrip().endswith("\\"):
+            continue
+        logical = " ".join(line.rstrip()[:-1] if line.rstrip().endswith("\\") else line for line in physical)
+        m = PIN_LINE.match(logical.strip())
+        assert m, "not a pin: " + logical
+        requirement = Requirement(m.group("requirement"))
+        [specifier] = requirement.specifier
+        hashes = re.findall(r"--hash=(\S+)", m.group("hashes"))
+        assert specifier.operator == "==" and all(re.match(r"^sha256:[0-9a-f]{64}$", h) for h in hashes), logical
+        found.append(Pin(canonicalize_name(requirement.name), specifier.version, (m.group("marker") or "").strip(),
+                         [h[len("sha256:"):] for h in hashes], "\n".join(physical)))
+        physical = []
+    return found
+
+
+def pins(path=HASHES):
+    """Every pin of the hashes.txt at path (the committed one by default)."""
+    return parse_pins(Path(path).read_text(encoding="utf-8-sig"))
+
+
+def pinned(python, path=HASHES):
+    """{name: Pin}: the pin of each project that a Python (major, minor) gets, in file order."""
+    chosen = {}
+    for pin in pins(path):
+        if pin.applies(python):
+            chosen.setdefault(pin.name, pin)
+    return chosen
+
+
+def expected_pins(version, path=HASHES):
+    """{name: version} that hashes.txt pins for a Python (major, minor)."""
+    return {name: pin.version for name, pin in pinned(version, path).items()}
+
+
+def wheel_of(name, python, path=HASHES):
+    """The wheel file (a Path in the wheels/ next to path) that hashes.txt pins for a project and a Python:
+    wheel_of("pip", (3, 12)).name is e.g. "pip-26.3-py3-none-any.whl"."""
+    return pinned(python, path)[name].wheel(Path(path).parent / "wheels")
 
 
 def copy_bundle(dest, wheels=True, ca=()):
@@ -75,24 +159,6 @@ def bootstrap(sb, python, bundle, *args, **kw):
 
 def out(result):
     return result.stdout + result.stderr
-
-
-def openssl_v1_cert(tmp_path, name, signer=None):
-    """An X.509 v1 certificate (no extensions at all) made by the openssl command: self-signed, or signed
-    by signer (a (cert, key) path pair). cryptography can only make v3."""
-    key, csr, crt = (tmp_path / (name + ext) for ext in (".key", ".csr", ".pem"))
-    import subprocess
-
-    def run(*args):
-        subprocess.run(["openssl"] + list(args), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
-        "-subj", "/CN=" + name, "-out", str(csr))
-    if signer:
-        run("x509", "-req", "-in", str(csr), "-CA", str(signer[0]), "-CAkey", str(signer[1]), "-set_serial", "7",
-            "-days", "30", "-out", str(crt))
-    else:
-        run("x509", "-req", "-in", str(csr), "-signkey", str(key), "-days", "30", "-out", str(crt))
-    return crt, key
 
 
 USER = (65534, 65534)          # nobody: the unprivileged user of machine-wide tests (conftest's user_home)

@@ -1,4 +1,5 @@
-"""Fixtures of the corporate network in a box (see tests/testbed)."""
+"""Fixtures of the corporate network in a box (see tests/testbed), and of the in-process tests of bootstrap.py
+(laptop, ui, corp, https_server; their helpers are in unit_helpers.py and certificates.py)."""
 import functools
 import os
 import shutil
@@ -148,3 +149,76 @@ def user_home():
     os.chown(str(home), *USER)
     yield home
     shutil.rmtree(str(home), ignore_errors=True)
+
+
+# --- in-process tests of bootstrap.py --------------------------------------------------------------
+
+@pytest.fixture
+def laptop(monkeypatch, tmp_path):
+    """A user's laptop for a test that runs bootstrap.py in this process: none of this machine's pip, TLS,
+    proxy or trustfix variables (unit_helpers.SCRUBBED, any *_proxy), an empty HOME (tmp_path/home, returned)
+    and the journal's state folder at tmp_path/state (not made)."""
+    from unit_helpers import SCRUBBED
+    for name in list(os.environ):
+        if name.startswith(SCRUBBED) or name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TRUSTFIX_STATE_DIR", str(tmp_path / "state"))
+    return home
+
+
+@pytest.fixture
+def ui():
+    """bootstrap's UI in JSON mode: it prints nothing and keeps the steps and warnings for the test to read."""
+    from unit_helpers import bootstrap
+    return bootstrap.UI(json_mode=True)
+
+
+@pytest.fixture(scope="module")
+def corp():
+    """The company's TLS-inspection root, a second private root, and a leaf the proxy would present."""
+    from certificates import dn, make_cert
+    root = make_cert(dn("Example Corp TLS Inspection Root CA", "Example Corp", "Network Security", "US"))
+    other = make_cert(dn("Other Private Root", "Somebody Else", c="DE"))
+    leaf = make_cert(dn("pypi.org"), ca=False, issuer=root)
+    return {"root": root[0], "root_key": root[1], "other": other[0], "leaf": leaf[0]}
+
+
+@pytest.fixture
+def https_server(tmp_path):
+    """serve(signer, status=404, body=b"", content_type=None) -> the https URL (ending /simple) of a server on
+    the loopback whose certificate signer (a trustme CA) issued for 127.0.0.1, giving every GET that answer."""
+    import http.server
+    import ssl
+    import threading
+    servers = []
+
+    def serve(signer, status=404, body=b"", content_type=None):
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(status)
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        chain = tmp_path / "server-{}.pem".format(len(servers))
+        signer.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(chain))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(chain))
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return "https://127.0.0.1:{}/simple".format(server.server_address[1])
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

@@ -6,18 +6,19 @@ markers are evaluated with `packaging`, pip's configuration rules are asked of r
 one and the pinned wheel in wheels/), INI files are read back with configparser. What cannot run on this
 machine (macOS `security`, Windows' certificate stores) is fed recorded outputs from tests/data/recorded/.
 
+Shared with other test files: bootstrap loaded as a module and the Survey/Plan builders (unit_helpers.py),
+certificates (certificates.py), hashes.txt's pins and wheels (bundle_helpers.py), and the fixtures laptop,
+ui, corp and https_server (conftest.py).
+
 Known bootstrap.py bugs are strict xfails ("bootstrap bug: ..."): fixing the bug turns them into
 failures that ask for the xfail to be removed.
 """
 import argparse
 import base64
-import configparser
 import datetime
 import difflib
 import errno
-import glob
 import hashlib
-import importlib.util
 import json
 import os
 import re
@@ -36,142 +37,23 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.name import _ASN1Type
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.hazmat.primitives.asymmetric import ec
 from packaging.markers import Marker
 from packaging.requirements import Requirement
 
 import report_schema
 import testbed
-from bundle_helpers import openssl_v1_cert
+from bundle_helpers import ROOT, expected_pins, pinned, pins, sha256, wheel_of, write
+from certificates import (NOW, certifi_pem, certifi_wheel, cryptography_view, der, dn, expected_name, key_pems,
+                          load_pem_list, make_cert, openssl_v1_cert, pem)
 from tree_snapshot import tree
+from unit_helpers import (CLOSED_INDEX, DATA, RECORDED, SCRUBBED, Recorder, bootstrap, given, live_pins, plan_of,
+                          read_ini, survey)
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(__file__).resolve().parent / "data"
-RECORDED = DATA / "recorded"
-
-
-def _load_bootstrap():
-    spec = importlib.util.spec_from_file_location("trustfix_bootstrap_unit", str(ROOT / "bootstrap.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bootstrap = _load_bootstrap()
+pytestmark = pytest.mark.usefixtures("laptop")     # conftest: every test runs on an empty laptop (env scrubbed)
 
 SERVER_AUTH = "1.3.6.1.5.5.7.3.1"
-CODE_SIGNING = "1.3.6.1.5.5.7.3.3"
-SCRUBBED = ("PIP_", "SSL_CERT_", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "XDG_", "TRUSTFIX_", "HTTPS_PROXY",
-            "HTTP_PROXY", "https_proxy", "http_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
-            "APPDATA", "LOCALAPPDATA", "ProgramData", "PYTHONPATH", "PYTHONUTF8")
-
-
-@pytest.fixture(autouse=True)
-def laptop(monkeypatch, tmp_path):
-    """Every test runs as a user with an empty HOME, no pip/TLS variables, state kept in tmp_path."""
-    for name in list(os.environ):
-        if name.startswith(SCRUBBED):
-            monkeypatch.delenv(name)
-    home = tmp_path / "home"
-    home.mkdir()
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("TRUSTFIX_STATE_DIR", str(tmp_path / "state"))
-    return home
-
-
-@pytest.fixture
-def ui():
-    return bootstrap.UI(json_mode=True)
-
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
-
-
-# --------------------------------------------------------------------------------------------------
-# Certificates made with cryptography (and trustme)
-# --------------------------------------------------------------------------------------------------
-
-NOW = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None, microsecond=0)
-SHORT = {NameOID.COMMON_NAME: "CN", NameOID.ORGANIZATION_NAME: "O", NameOID.ORGANIZATIONAL_UNIT_NAME: "OU",
-         NameOID.COUNTRY_NAME: "C"}
-
-
-def dn(cn=None, o=None, ou=None, c=None, bmp_cn=False):
-    attrs = []
-    if c:
-        attrs.append(x509.NameAttribute(NameOID.COUNTRY_NAME, c))
-    if o:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, o))
-    if ou:
-        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
-    if cn:
-        attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn, _type=_ASN1Type.BMPString) if bmp_cn
-                     else x509.NameAttribute(NameOID.COMMON_NAME, cn))
-    return x509.Name(attrs)
-
-
-def make_cert(subject, ca=True, issuer=None, not_before=None, not_after=None, key=None):
-    """(certificate, key). ca: True / False (basicConstraints) / None (no extension at all).
-    issuer: (certificate, key) of the signer; default self-signed."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    issuer_name, issuer_key = (issuer[0].subject, issuer[1]) if issuer else (subject, key)
-    builder = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer_name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(not_before or NOW - datetime.timedelta(days=1))
-               .not_valid_after(not_after or NOW + datetime.timedelta(days=3650)))
-    if ca is not None:
-        builder = builder.add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
-    return builder.sign(issuer_key, hashes.SHA256()), key
-
-
-def der(cert):
-    return cert.public_bytes(serialization.Encoding.DER)
-
-
-def pem(cert):
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def expected_name(name):
-    return ", ".join("{}={}".format(SHORT[a.oid], a.value) for a in name if a.oid in SHORT) or "(no name)"
-
-
-def cryptography_view(cert):
-    """What parse_cert must say, read by cryptography."""
-    try:
-        is_ca = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS).value.ca
-    except x509.ExtensionNotFound:
-        is_ca = False
-    return {"subject": expected_name(cert.subject), "issuer": expected_name(cert.issuer),
-            "self_signed": cert.subject == cert.issuer,
-            "not_before": cert.not_valid_before_utc.replace(tzinfo=None),
-            "not_after": cert.not_valid_after_utc.replace(tzinfo=None),
-            "is_ca": is_ca, "version": {x509.Version.v1: 1, x509.Version.v3: 3}[cert.version],
-            "sha256": cert.fingerprint(hashes.SHA256()).hex()}
-
-
-@pytest.fixture(scope="module")
-def corp():
-    """The company's TLS-inspection root, a second private root, and a leaf the proxy would present."""
-    root = make_cert(dn("Example Corp TLS Inspection Root CA", "Example Corp", "Network Security", "US"))
-    other = make_cert(dn("Other Private Root", "Somebody Else", c="DE"))
-    leaf = make_cert(dn("pypi.org"), ca=False, issuer=root)
-    return {"root": root[0], "root_key": root[1], "other": other[0], "leaf": leaf[0]}
-
-
-def certifi_pem():
-    wheel = sorted(glob.glob(str(ROOT / "wheels" / "certifi-*.whl")))[-1]
-    with zipfile.ZipFile(wheel) as z:
-        return z.read("certifi/cacert.pem")
-
-
-def load_pem_list(data):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")                  # old roots with negative serial numbers
-        return x509.load_pem_x509_certificates(data)
+PIP_WHEEL = wheel_of("pip", (3, 12))               # the pinned pip wheel of the Plans below (live_pins' Python)
 
 
 # ==================================================================================================
@@ -238,13 +120,6 @@ def test_parse_cert_reads_every_public_root_like_cryptography():
     assert checked > 100
 
 
-def write(path, data):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data if isinstance(data, bytes) else data.encode())
-    return path
-
-
 def test_load_ca_file_accepts_a_pem_root(tmp_path, corp):
     path = write(tmp_path / "corp.pem", pem(corp["root"]))
     [(data, info)] = bootstrap.load_ca_file(str(path))
@@ -278,25 +153,7 @@ def test_load_ca_file_accepts_der_and_says_it_was_converted(tmp_path, corp):
     assert x509.load_pem_x509_certificate(bootstrap.der_to_pem(data).encode()) == corp["root"]
 
 
-def _key_pems():
-    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    ec_key = ec.generate_private_key(ec.SECP256R1())
-    enc = serialization.Encoding.PEM
-    return {
-        "PKCS8 private key": ec_key.private_bytes(enc, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()),
-        "RSA private key (BEGIN RSA PRIVATE KEY)": rsa_key.private_bytes(
-            enc, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()),
-        "EC private key (BEGIN EC PRIVATE KEY)": ec_key.private_bytes(
-            enc, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()),
-        "encrypted PKCS8 key": ec_key.private_bytes(enc, serialization.PrivateFormat.PKCS8,
-                                                    serialization.BestAvailableEncryption(b"secret")),
-        "OpenSSH private key": ec_key.private_bytes(enc, serialization.PrivateFormat.OpenSSH,
-                                                    serialization.NoEncryption()),
-    }
-
-
-KEY_PEMS = _key_pems()
+KEY_PEMS = key_pems()
 
 
 def _bad_ca_files(corp):
@@ -529,16 +386,9 @@ def test_pins_for_picks_the_pip_of_each_python(python, pip, truststore, certifi)
 
 
 def test_pins_for_on_the_live_hashes_txt_agrees_with_packaging():
-    text = (ROOT / "hashes.txt").read_text()
     for py in PYTHONS:
-        expected = {}
-        for line in text.splitlines():
-            m = re.match(r"^([A-Za-z0-9_.-]+)==(\S+)\s*(?:;(.*?))?\s*--hash", line)
-            if m and (not m.group(3) or Marker(m.group(3).strip()).evaluate(
-                    {"python_version": "{}.{}".format(*py)})):
-                expected.setdefault(m.group(1).lower(), m.group(2))
         chosen = bootstrap.pins_for(bootstrap.read_pins(str(ROOT / "hashes.txt")), py)
-        assert {name: pin["version"] for name, pin in chosen.items()} == expected, py
+        assert {name: pin["version"] for name, pin in chosen.items()} == expected_pins(py), py
 
 
 def pin(name, version, *datas):
@@ -572,21 +422,15 @@ def test_find_wheel_reports_a_tampered_file(tmp_path):
 
 
 def test_find_wheel_finds_every_pinned_wheel_of_the_bundle():
-    for p in bootstrap.read_pins(str(ROOT / "hashes.txt")):
-        path, ok = bootstrap.find_wheel(str(ROOT / "wheels"), p)
-        assert path and ok, p["name"] + "==" + p["version"]
-        assert sha256(Path(path).read_bytes()) in p["hashes"]
+    for p in pins():
+        path, ok = bootstrap.find_wheel(str(ROOT / "wheels"), p._asdict())
+        assert path and ok, p.name + "==" + p.version
+        assert sha256(Path(path).read_bytes()) in p.hashes
 
 
 # ==================================================================================================
 # 3. pip configuration editing
 # ==================================================================================================
-
-def read_ini(text):
-    parser = configparser.RawConfigParser()                  # what pip uses
-    parser.read_string(text)
-    return {s: dict(parser.items(s)) for s in parser.sections()}
-
 
 def non_cert_diff(before, after, key="cert", section_header="[global]"):
     """Lines that changed other than the key's own line (and an added section header / blank line)."""
@@ -743,23 +587,10 @@ print(json.dumps(out))
 '''
 
 
-def bundled_pip_wheel():
-    """The pip wheel hashes.txt pins for this Python (evaluated with packaging)."""
-    here = {"python_version": "{}.{}".format(*sys.version_info[:2])}
-    for line in (ROOT / "hashes.txt").read_text().splitlines():
-        m = re.match(r"^pip==(\S+)\s*(?:;(.*?))?\s*--hash", line)
-        if m and (not m.group(2) or Marker(m.group(2).strip()).evaluate(here)):
-            found = glob.glob(str(ROOT / "wheels" / "pip-{}-*.whl".format(m.group(1))))
-            return found[0] if found else None
-    return None
-
-
 def ask_real_pips(envs, platform="-"):
     """[(pip version, [result per env])] from the installed pip (if any) and the bundle's pinned pip wheel."""
     answers = []
-    for wheel in ("-", bundled_pip_wheel()):
-        if wheel is None:
-            continue
+    for wheel in ("-", str(wheel_of("pip", sys.version_info[:2]))):
         proc = subprocess.run([sys.executable, "-c", ORACLE, wheel, platform], input=json.dumps(envs),
                               env={k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED)},
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, timeout=120)
@@ -993,19 +824,6 @@ def test_windows_config_paths(laptop, tmp_path, monkeypatch):
 # ==================================================================================================
 # 5. Platform branches that cannot run here, fed recorded outputs
 # ==================================================================================================
-
-class Recorder:
-    """Stands in for bootstrap.run: records each command (and its env), answers with a canned result."""
-
-    def __init__(self, stdout="", returncode=0, on_call=None):
-        self.calls, self.stdout, self.returncode, self.on_call = [], stdout, returncode, on_call
-
-    def __call__(self, cmd, env=None, timeout=600, cwd=None):
-        self.calls.append({"cmd": list(cmd), "env": env})
-        if self.on_call:
-            self.on_call(list(cmd))
-        return subprocess.CompletedProcess(cmd, self.returncode, stdout=self.stdout)
-
 
 def test_macos_os_roots_reads_security_output(monkeypatch):
     recording = (RECORDED / "macos-security-find-certificate-a-p.txt").read_bytes()
@@ -1257,25 +1075,6 @@ def test_undo_keeps_a_symlinked_pip_conf_a_symlink(laptop, tmp_path, ui):
 # 7. The install command line (ensurepip's lesson) and where it installs
 # ==================================================================================================
 
-def live_pins(python=(3, 12)):
-    return bootstrap.pins_for(bootstrap.read_pins(str(ROOT / "hashes.txt")), python)
-
-
-def survey(**kw):
-    """A Survey of a laptop's Python: every field, the given ones replaced."""
-    fields = dict(version="3.12.1", executable=sys.executable, prefix=sys.prefix, venv=False, openssl="OpenSSL 3",
-                  os="Linux", pip=None, truststore=None, dists={}, externally_managed=None,
-                  purelib="/usr/lib/python3/site", purelib_writable=True, user_site_enabled=True,
-                  index_url="https://pypi.org/simple", proxy=None, config_sources=[], certifi_files=[])
-    fields.update(kw)
-    return bootstrap.Survey(**fields)
-
-
-def plan_of(**fields):
-    """A Plan with the fields a test sets (the rest as make_plan starts them)."""
-    return bootstrap.Plan(fields.pop("pins", {}), fields.pop("mode", "online"), **fields)
-
-
 HOSTILE_ENV = {"PIP_INDEX_URL": "https://evil.example/simple", "PIP_REQUIRE_VIRTUALENV": "1",
                "PIP_CONFIG_FILE": "/broken/pip.conf", "PIP_TARGET": "/tmp/elsewhere", "PIP_NO_INSTALL": "1",
                "REQUESTS_CA_BUNDLE": "/nope.pem", "CURL_CA_BUNDLE": "/nope.pem", "KEEP_ME": "yes"}
@@ -1292,8 +1091,8 @@ def test_install_runs_the_pinned_pip_from_its_wheel_isolated(tmp_path, monkeypat
     workdir.mkdir()
     pins = live_pins()
     plan = plan_of(install=[pins["pip"], pins["truststore"]], flags=flags, where="here", pins=pins)
-    files = {"pip": str(workdir / "pip-26.3-py3-none-any.whl")}
-    shutil.copyfile(str(ROOT / "wheels" / "pip-26.3-py3-none-any.whl"), files["pip"])
+    files = {"pip": str(workdir / PIP_WHEEL.name)}
+    shutil.copyfile(str(PIP_WHEEL), files["pip"])
     requirements = {}
     recorder = Recorder(on_call=lambda cmd: requirements.update(
         text=Path(cmd[cmd.index("-r") + 1]).read_text()))
@@ -1310,15 +1109,13 @@ def test_install_runs_the_pinned_pip_from_its_wheel_isolated(tmp_path, monkeypat
     assert {k: v for k, v in env.items() if k.startswith("PIP_")} == {"PIP_CONFIG_FILE": os.devnull}
     assert "REQUESTS_CA_BUNDLE" not in env and "CURL_CA_BUNDLE" not in env
     assert env["KEEP_ME"] == "yes" and env.get("PATH") == os.environ.get("PATH")
-    hashes_lines = [l for l in (ROOT / "hashes.txt").read_text().splitlines()
-                    if l.startswith(("pip=={} ".format(pins["pip"]["version"]),
-                                     "truststore=={} ".format(pins["truststore"]["version"])))]
+    hashes_lines = [p.line for p in pinned((3, 12)).values() if p.name in ("pip", "truststore")]
     assert requirements["text"].splitlines() == hashes_lines
     assert ui.steps[-1]["status"] == "changed"
 
 
 def test_the_installer_is_unpacked_without_its_dist_info(tmp_path):
-    wheel = ROOT / "wheels" / "pip-26.3-py3-none-any.whl"
+    wheel = PIP_WHEEL
     folder = Path(bootstrap.unpack_installer(str(wheel), str(tmp_path)))
     assert folder == tmp_path / "installer" / "pip" and (folder / "__main__.py").is_file()
     assert [p.name for p in folder.parent.iterdir()] == ["pip"]      # no .dist-info: pip must not see itself
@@ -1346,7 +1143,7 @@ def test_install_failure_names_the_packages_and_quotes_pip(tmp_path, monkeypatch
                                                    "DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE.\n"))
     with pytest.raises(bootstrap.Failure) as e:
         bootstrap.install(plan, survey(), ui, bootstrap.journal_load(),
-                          {"pip": str(ROOT / "wheels" / "pip-26.3-py3-none-any.whl")}, str(tmp_path))
+                          {"pip": str(PIP_WHEEL)}, str(tmp_path))
     assert "pip" in e.value.args[0] and "DO NOT MATCH THE HASHES" in e.value.args[0]
 
 
@@ -1444,11 +1241,6 @@ def os_store(monkeypatch):
     return set_roots
 
 
-def given(*certs):
-    return [(der(c), bootstrap.parse_cert(der(c))) for c in certs]
-
-
-LOOPBACK_INDEX = "https://127.0.0.1:9/simple"     # refused at once: a chain search may probe, never beyond loopback
 UNTRUSTED = "untrusted: [SSL: CERTIFICATE_VERIFY_FAILED] unable to get local issuer certificate"
 OK, BAD = "ok", UNTRUSTED
 
@@ -1513,7 +1305,7 @@ def test_the_trust_decision_table(os_store, corp, store, pip_after, python, prob
     plan = plan_of(pip_after=pip_after, probe={k: probe_of(v) for k, v in probe.items()}, issuer=presented,
                    given=[(der(corp[n]), bootstrap.parse_cert(der(corp[n]))) for n in given_names],
                    certifi_pem=certifi_pem())
-    trust = bootstrap.decide_trust(plan, survey(index_url=LOOPBACK_INDEX), python)
+    trust = bootstrap.decide_trust(plan, survey(index_url=CLOSED_INDEX), python)   # a chain search stays on the loopback
     assert (trust.strategy, [d for d, _ in trust.extras]) == (strategy, [der(corp[n]) for n in extras]), trust
     for word in reason:
         assert (word[1:] not in trust.reason) if word.startswith("!") else (word in trust.reason), trust.reason
@@ -1527,48 +1319,14 @@ def test_the_trust_decision_table(os_store, corp, store, pip_after, python, prob
 # The same decision through make_plan, against a real TLS server on the loopback (an intercepting proxy's
 # view of pypi.org): the OS store trusts the company root; certifi does not.
 
-@pytest.fixture
-def loopback_index(tmp_path):
-    """serve(trustme CA that signs the server) -> https URL of a tiny index answering 404 to everything."""
-    import http.server
-    import threading
-    servers = []
-
-    class NotFound(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    def serve(signer):
-        leaf = signer.issue_cert("127.0.0.1")
-        chain = tmp_path / "server-{}.pem".format(len(servers))
-        leaf.private_key_and_cert_chain_pem.write_to_path(str(chain))
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(str(chain))
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
-        server.socket = ctx.wrap_socket(server.socket, server_side=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
-        return "https://127.0.0.1:{}/simple".format(server.server_address[1])
-
-    yield serve
-    for server in servers:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.parametrize("chain", [
     "leaf signed by the root",
     "leaf signed by an intermediate (Zscaler, Netskope)"])
-def test_plan_online_old_pip_takes_the_os_root_behind_the_presented_chain(loopback_index, os_store, ui, chain):
+def test_plan_online_old_pip_takes_the_os_root_behind_the_presented_chain(https_server, os_store, ui, chain):
     """System Python (externally managed: nothing installed) with pip 23.2.1, nothing given, online."""
     root = trustme.CA(organization_name="Example Corp TLS Inspection")
     signer = root if chain == "leaf signed by the root" else root.create_child_ca()
-    url = loopback_index(signer)
+    url = https_server(signer)
     root_der = bootstrap.pem_certs(root.cert_pem.bytes())
     os_store(public_roots() + root_der + [der(make_cert(dn("Unrelated OS-only Root", "Someone"))[0])])
     s = survey(index_url=url, pip="23.2.1", externally_managed="/usr/lib/python3/EXTERNALLY-MANAGED")
@@ -1634,17 +1392,17 @@ def test_survey_warns_about_a_ca_variable_naming_a_missing_file(tmp_path, var):
 # How the index's TLS is judged (network replaced by recorded answers)
 # ==================================================================================================
 
-def test_probe_index_labels_each_trust_store_and_stops_on_a_network_error(loopback_index):
+def test_probe_index_labels_each_trust_store_and_stops_on_a_network_error(https_server):
     """A real TLS server on the loopback: any HTTP answer means TLS worked; a refusal stops the probes."""
     ca = trustme.CA()
-    url = loopback_index(ca)
+    url = https_server(ca)
     trusting = bootstrap.pip_verifier(cadata=ca.cert_pem.bytes().decode())
     results = bootstrap.probe_index(url, None, [("os", trusting), ("certifi", bootstrap.cadata_context(certifi_pem())),
                                                 ("truststore", None)])
     assert {k: p.status for k, p in results.items()} == {"os": "ok", "certifi": "untrusted", "truststore": "unavailable"}
     assert results["os"].detail.startswith("HTTP ") and "unable to get local issuer certificate" in results["certifi"].detail
     assert {k: p.as_plan() for k, p in results.items()}["certifi"].startswith("untrusted: ")
-    down = bootstrap.probe_index("https://127.0.0.1:9/simple", None, [("os", trusting), ("certifi", trusting)])
+    down = bootstrap.probe_index(CLOSED_INDEX, None, [("os", trusting), ("certifi", trusting)])
     assert list(down) == ["os"] and down["os"].status == "refused"          # the network fails: no second try
 
 
@@ -1669,9 +1427,9 @@ def test_a_network_failure_is_read_once_and_worded_once_naming_the_host_or_proxy
             assert word in text, text
 
 
-def test_an_http_error_status_is_a_typed_error_quoting_it(loopback_index):
+def test_an_http_error_status_is_a_typed_error_quoting_it(https_server):
     ca = trustme.CA()
-    url = loopback_index(ca)
+    url = https_server(ca)
     with pytest.raises(bootstrap.HTTPStatusError) as e:
         bootstrap.http_get(url + "/pip/", bootstrap.pip_verifier(cadata=ca.cert_pem.bytes().decode()), None)
     assert e.value.code == 404 and "127.0.0.1 answered HTTP 404" in e.value.args[0] and url in e.value.args[0]
@@ -1688,12 +1446,8 @@ def test_the_probes_verify_as_pip_does_without_python_3_13s_strict_flags():
 # Trust configuration end to end in-process: bundle + pip.conf, re-run, undo; what check_config_target sees
 # ==================================================================================================
 
-def certifi_wheel():
-    return sorted(glob.glob(str(ROOT / "wheels" / "certifi-*.whl")))[-1]
-
-
 def bundle_plan(tmp_path, laptop, extras, config_path=None, bundle_path=None):
-    version = re.match(r"certifi-([^-]+)-", os.path.basename(certifi_wheel())).group(1)
+    [version] = {p.version for p in pins() if p.name == "certifi"}
     return plan_of(strategy="bundle", pins={"certifi": {"version": version}}, extras=extras,
                    bundle_path=str(bundle_path or laptop / ".local/share/trustfix/ca-bundle.pem"),
                    config_path=str(config_path or laptop / ".config/pip/pip.conf"))
@@ -1703,7 +1457,7 @@ def test_configure_trust_writes_bundle_and_cert_then_reruns_idle_and_undoes(tmp_
     conf = write(laptop / ".config" / "pip" / "pip.conf", "# mine\n[global]\ntimeout = 60\n")
     accented = CERT_CASES["UTF8String names (non-ASCII)"]
     plan = bundle_plan(tmp_path, laptop, given(corp["root"], accented), config_path=conf)
-    files, args = {"certifi": certifi_wheel()}, argparse.Namespace(add_to_os_store=False)
+    files, args = {"certifi": str(certifi_wheel())}, argparse.Namespace(add_to_os_store=False)
     assert bootstrap.configure_trust(plan, args, ui, bootstrap.journal_load(), files) is True
     bundle = Path(plan.bundle_path).read_bytes()
     in_bundle = [der(c) for c in load_pem_list(bundle)]
@@ -1740,7 +1494,7 @@ def test_configure_trust_writes_pip_ini_in_the_encoding_pip_reads(tmp_path, lapt
     plan = bundle_plan(tmp_path, laptop, given(corp["root"]), config_path=conf,
                        bundle_path=user / "AppData" / "Local" / "trustfix" / "ca-bundle.pem")
     bootstrap.configure_trust(plan, argparse.Namespace(add_to_os_store=False), ui, bootstrap.journal_load(),
-                              {"certifi": certifi_wheel()})
+                              {"certifi": str(certifi_wheel())})
     as_pip_reads_it = conf.read_bytes().decode("cp1252")
     assert read_ini(as_pip_reads_it)["global"]["cert"] == plan.bundle_path
     if case == "existing pip.ini in cp1252":
@@ -1763,12 +1517,12 @@ def test_a_bundle_path_pip_ini_cannot_spell_is_refused_before_any_change(tmp_pat
 
 @pytest.mark.parametrize("mode", ["-Xutf8=0", "-Xutf8"])
 def test_pip_config_encoding_is_the_one_pip_reads_with(mode, tmp_path):
-    """Compared with pip 26.3's own get_locale_encoding(), in and out of UTF-8 mode, in one process."""
+    """Compared with the pinned pip's own get_locale_encoding(), in and out of UTF-8 mode, in one process."""
     code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import bootstrap; "
             "from pip._internal.utils.compat import get_locale_encoding; "
             "pips = 'utf-8' if sys.flags.utf8_mode else get_locale_encoding(); "
             "print(bootstrap.pip_config_encoding(), pips, sys.flags.utf8_mode)")
-    proc = subprocess.run([sys.executable, mode, "-c", code, str(ROOT), str(ROOT / "wheels" / "pip-26.3-py3-none-any.whl")],
+    proc = subprocess.run([sys.executable, mode, "-c", code, str(ROOT), str(wheel_of("pip", sys.version_info[:2]))],
                           stdout=subprocess.PIPE, universal_newlines=True, check=True, timeout=60)
     ours, pips, utf8 = proc.stdout.split()
     assert ours == pips and utf8 == ("0" if mode == "-Xutf8=0" else "1")
@@ -1808,7 +1562,7 @@ def test_an_install_section_cert_does_not_silently_win(fake_linux, laptop, tmp_p
     plan = bundle_plan(tmp_path, laptop, given(corp["root"]), config_path=conf)
     bootstrap.check_config_target(plan, survey(config_sources=bootstrap.pip_config_sources(environ={})))
     bootstrap.configure_trust(plan, argparse.Namespace(add_to_os_store=False), ui, bootstrap.journal_load(),
-                              {"certifi": certifi_wheel()})
+                              {"certifi": str(certifi_wheel())})
     install_certs = [read_ini(Path(p).read_text()).get("install", {}).get("cert") for p in (conf, fake_linux["xdg"])
                      if Path(p).is_file()]
     overridden = any(c not in (None, plan.bundle_path) for c in install_certs)
@@ -1955,9 +1709,8 @@ def test_dry_run_plans_on_old_pythons_and_changes_nothing(laptop, tmp_path, corp
     code, out = cli(["--dry-run", "--offline", "--json", "--ca-file", str(ca)], laptop, python=need_python(version))
     doc = json.loads(out[out.index("{"):])
     assert code == 0 and doc["error"] is None, out
-    expected_pip = bootstrap.pins_for(bootstrap.read_pins(str(ROOT / "hashes.txt")), tuple(map(int, version.split("."))))
-    assert [p["name"] + "==" + p["version"] for p in doc["plan"]["install"]] == \
-        ["pip==" + expected_pip["pip"]["version"]]
+    expected_pip = expected_pins(tuple(map(int, version.split("."))))["pip"]
+    assert [p["name"] + "==" + p["version"] for p in doc["plan"]["install"]] == ["pip==" + expected_pip]
     assert doc["plan"]["strategy"] == "bundle"
     assert os.listdir(str(laptop)) == []
 

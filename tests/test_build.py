@@ -10,7 +10,6 @@ import datetime
 import hashlib
 import html
 import http.server
-import importlib.util
 import io
 import json
 import os
@@ -27,14 +26,11 @@ import pytest
 
 import testbed
 import tree_snapshot
-from bundle_helpers import openssl_v1_cert
+from bundle_helpers import ROOT, expected_pins, load_module, parse_pins, pins, sha256, write
+from certificates import colon_fingerprint, der, dn, make_cert, openssl_v1_cert, pem
 
-ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build.py"
-
-_spec = importlib.util.spec_from_file_location("trustfix_build", BUILD)
-build = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(build)
+build = load_module(BUILD, "trustfix_build")
 
 # name, version, Requires-Python, yanked: what the fake index lists
 RELEASES = [
@@ -80,10 +76,6 @@ def clean_env(**extra):
 def run_build(*args, root=None, timeout=120, **env):
     cmd = [sys.executable, str(BUILD)] + (["--root", str(root)] if root else []) + [str(a) for a in args]
     return subprocess.run(cmd, capture_output=True, text=True, env=clean_env(**env), timeout=timeout)
-
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 def fake_wheel(name, version, requires_python):
@@ -231,10 +223,6 @@ def snapshot(root):
     return tree_snapshot.tree(root, skip=("__pycache__", "dist"))
 
 
-def pin_lines(root):
-    return [line for line in (root / "hashes.txt").read_text().splitlines() if line and not line.startswith("#")]
-
-
 # ------------------------------------------------------------------------------------------------
 # Versions and Requires-Python, parsed by build.py itself
 # ------------------------------------------------------------------------------------------------
@@ -305,7 +293,7 @@ def test_build_pins_newest_pip_per_python_range_and_newest_truststore_and_certif
     expected = ['{}=={} ; {} --hash=sha256:{}'.format(name, version, marker,
                 sha256(index.files["{}-{}-py3-none-any.whl".format(name, version)]))
                 for name, version, marker in EXPECTED]
-    assert pin_lines(tmp_path) == expected
+    assert [p.line for p in pins(tmp_path / "hashes.txt")] == expected
     names = sorted("{}-{}-py3-none-any.whl".format(n, v) for n, v, _ in EXPECTED)
     assert sorted(os.listdir(tmp_path / "wheels")) == names
     for name in names:
@@ -344,8 +332,8 @@ def test_dry_run_changes_nothing(json_index, previous_tree):
     assert result.returncode == 0, result.stderr
     assert "pip-26.3-py3-none-any.whl" in result.stdout
     as_json = run_build("--dry-run", "--json", "--index-url", json_index.url, root=previous_tree)
-    pins = json.loads(as_json.stdout)["pins"]
-    assert [(p["project"], p["version"], p["marker"]) for p in pins] == EXPECTED
+    planned = json.loads(as_json.stdout)["pins"]
+    assert [(p["project"], p["version"], p["marker"]) for p in planned] == EXPECTED
     assert snapshot(previous_tree) == before
 
 
@@ -471,22 +459,11 @@ def test_check_fails_without_hashes_txt(tree):
 # ------------------------------------------------------------------------------------------------
 
 def make_ca_pem(path, *, ca=True, not_before=None, not_after=None, name="Example Corp Root CA"):
-    """A self-signed certificate with the given validity, written as PEM; returns its SHA-256 (colons)."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    now = datetime.datetime.now(datetime.timezone.utc)
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name),
-                         x509.NameAttribute(x509.NameOID.ORGANIZATION_NAME, "Example Corp")])
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(not_before or now - datetime.timedelta(days=1))
-            .not_valid_after(not_after or now + datetime.timedelta(days=3650))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    Path(path).write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return ":".join("{:02X}".format(b) for b in cert.fingerprint(hashes.SHA256())), cert, key
+    """A self-signed certificate of Example Corp with the given validity, written as PEM; returns its SHA-256
+    (colons), the certificate and its key."""
+    cert, key = make_cert(dn(name, "Example Corp"), ca=ca, not_before=not_before, not_after=not_after)
+    write(path, pem(cert))
+    return colon_fingerprint(cert), cert, key
 
 
 def read_zip(path):
@@ -612,9 +589,7 @@ def bad_ca(kind, folder):
     elif kind == "garbage":
         path.write_bytes(b"this is not a certificate\n")
     elif kind == "der":
-        from cryptography.hazmat.primitives import serialization
-        _, cert, _ = make_ca_pem(folder / "tmp.pem")
-        path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+        path.write_bytes(der(make_ca_pem(folder / "tmp.pem")[1]))
     elif kind == "private-key":
         trustme.CA().private_key_pem.write_to_path(str(path))
     elif kind == "leaf":
@@ -697,19 +672,6 @@ def test_committed_bundle_zips_within_five_percent_of_its_wheels(tmp_path):
     assert out.stat().st_size <= 1.05 * wheels
 
 
-def pinned_pip_for(version):
-    """The pip version that hashes.txt's markers select for this Python, read as pip would."""
-    for line in pin_lines(ROOT):
-        m = re.match(r"pip==(\S+)(?: ; (.*?))? --hash", line)
-        if not m:
-            continue
-        clauses = re.findall(r'python_version (>=|<) "(\d+)\.(\d+)"', m.group(2) or "")
-        if all((version >= (int(a), int(b))) if op == ">=" else (version < (int(a), int(b)))
-               for op, a, b in clauses):
-            return m.group(1)
-    return None
-
-
 @pytest.mark.parametrize("interp", testbed.pythons(min=(3, 6)), ids="python{}".format)
 def test_committed_hashes_txt_installs_with_real_pip(interp, tmp_path):
     version, python = interp.version, str(interp.path)
@@ -722,7 +684,7 @@ def test_committed_hashes_txt_installs_with_real_pip(interp, tmp_path):
          "--timeout", "5", "--no-index", "--find-links", "wheels", "--require-hashes", "-r", "hashes.txt"],
         cwd=str(ROOT), env=env, timeout=180, capture_output=True, text=True)
     assert install.returncode == 0, install.stdout + install.stderr
-    expected = pinned_pip_for(version)
+    expected = expected_pins(version).get("pip")
     assert expected, "hashes.txt pins no pip for Python {}.{}".format(*version)
     report = "import pip, importlib.util as u; print(pip.__version__, u.find_spec('truststore') is not None, u.find_spec('certifi') is not None)"
     shown = subprocess.run([vpython, "-c", report], env=env, capture_output=True, text=True, timeout=60).stdout.split()
@@ -787,21 +749,21 @@ def test_slim_zip_for_python_310_ships_only_what_it_needs_and_is_reproducible(re
     names = [i.filename for i in infos]
     assert names == sorted(names)
     assert all(i.date_time == (1980, 1, 1, 0, 0, 0) and i.compress_type == zipfile.ZIP_STORED for i in infos)
+    serves = [(3, minor) for minor in range(10, 15)]
+    needed = [p for p in pins(real_tree / "hashes.txt")          # and certifi, whose roots bootstrap reads
+              if p.name == "certifi" or any(p.applies(python) for python in serves)]
     wheels = sorted(n[len("trustfix/wheels/"):] for n in names if n.startswith("trustfix/wheels/"))
-    assert wheels == ["certifi-2026.10.18-py3-none-any.whl", "pip-26.3-py3-none-any.whl",
-                      "truststore-0.10.5-py3-none-any.whl"]
+    assert wheels == sorted(p.wheel(real_tree / "wheels").name for p in needed)
     for w in wheels:
         assert contents["trustfix/wheels/" + w] == (real_tree / "wheels" / w).read_bytes()
 
     text = contents["trustfix/hashes.txt"].decode()
-    pins = [line for line in text.splitlines() if line and not line.startswith("#")]
-    full_pins = pin_lines(real_tree)
-    assert pins == [line for line in full_pins if line.startswith(("pip==26.3 ", "certifi==", "truststore=="))]
-    for line in pins:             # every pin has its wheel, every wheel its pin: bootstrap's check covers all
-        name, version = re.match(r"([a-z]+)==(\S+)", line).groups()
-        data = contents["trustfix/wheels/{}-{}-py3-none-any.whl".format(name, version)]
-        assert "--hash=sha256:" + sha256(data) in line
-    assert len(pins) == len(wheels)
+    slim_pins = parse_pins(text)
+    assert [p.line for p in slim_pins] == [p.line for p in needed]
+    for pin in slim_pins:         # every pin has its wheel, every wheel its pin: bootstrap's check covers all
+        data = contents["trustfix/wheels/" + pin.wheel(real_tree / "wheels").name]
+        assert sha256(data) in pin.hashes
+    assert len(slim_pins) == len(wheels)
     assert "# serves: python >=3.10 (3.10, 3.11, 3.12, 3.13, 3.14)\n" in text
     assert "give each Python 3.6 .. 3.14 its own pip" not in text
     readme = contents["trustfix/README.txt"].decode()

@@ -4,8 +4,6 @@ strict hashes.txt parsing, https-only index links, undo's clean-up of the state 
 Each test fails on the code before the fix (quadratic regex, silent duplicate pins, BOM refused, ftp://
 links followed, rmtree of TRUSTFIX_STATE_DIR, text for --json --help).
 """
-import http.server
-import importlib.util
 import json
 import os
 import shutil
@@ -13,35 +11,19 @@ import ssl
 import stat
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 import trustme
 
+from bundle_helpers import ROOT
 from testbed import scrubbed_env
+from unit_helpers import bootstrap
 
-ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.usefixtures("laptop")     # conftest: no proxy/pip/trustfix variables, HOME tmp_path/home
+
 H = ["{:064x}".format(i) for i in range(1, 5)]
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("trustfix_bootstrap_hardening", str(ROOT / "bootstrap.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bootstrap = _load()
-
-
-@pytest.fixture(autouse=True)
-def no_proxy_vars(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.lower().endswith("_proxy") or name.startswith(("PIP_", "TRUSTFIX_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
 # --- one redaction ------------------------------------------------------------------------------------
@@ -63,13 +45,12 @@ def test_redact_is_linear_on_hostile_input():
     assert time.time() - started < 2
 
 
-def test_every_sink_redacts_json_text_and_log(tmp_path, monkeypatch):
+def test_every_sink_redacts_json_text_and_log(tmp_path, laptop):
     """A failure whose sentence holds the proxy URL: the text, the JSON document and the log file."""
     secret = "S3cretPW-xyz"
-    env = scrubbed_env(home=tmp_path / "home", extra={
+    env = scrubbed_env(home=laptop, extra={
         "HTTPS_PROXY": "http://alice:{}@127.0.0.1:9".format(secret),          # port 9: refused at once
         "TRUSTFIX_STATE_DIR": str(tmp_path / "state"), "TRUSTFIX_TIMEOUT": "3", "TMPDIR": str(tmp_path)})
-    (tmp_path / "home").mkdir()
     for extra in ([], ["--json"]):
         proc = subprocess.run([sys.executable, str(ROOT / "bootstrap.py"), "--index-url", "https://pypi.invalid/simple"]
                               + extra, env=env, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -125,35 +106,15 @@ def test_hostile_lines_are_refused_in_linear_time(tmp_path, line):
 # --- index links: https only (http only for an http index) -------------------------------------------
 
 @pytest.fixture
-def index_page(tmp_path):
+def index_page(https_server):
     ca = trustme.CA()
-    chain = tmp_path / "server.pem"
-    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(chain))
     page = ("<a href='ftp://evil.example/pip-26.0-py3-none-any.whl'>a</a>"
             "<a href='file:///etc/passwd#pip-26.0-py3-none-any.whl'>b</a>"
             "<a href='http://plain.example/pip-26.0-py3-none-any.whl'>c</a>"
             "<a href='/files/pip-26.0-py3-none-any.whl#sha256={}'>d</a>").format(H[0]).encode()
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
-
-        def log_message(self, *args):
-            pass
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(chain))
-    server.socket = ctx.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     client = ssl.create_default_context()
     ca.configure_trust(client)
-    yield "https://127.0.0.1:{}/simple".format(server.server_address[1]), client
-    server.shutdown()
-    server.server_close()
+    return https_server(ca, 200, page, "text/html"), client
 
 
 def test_only_https_links_are_followed_from_an_https_index(index_page):
@@ -165,7 +126,7 @@ def test_only_https_links_are_followed_from_an_https_index(index_page):
 
 # --- undo removes only what the product created ------------------------------------------------------
 
-def test_undo_leaves_other_files_in_an_existing_state_dir(tmp_path, monkeypatch):
+def test_undo_leaves_other_files_in_an_existing_state_dir(tmp_path, monkeypatch, ui):
     state = tmp_path / "mine"
     state.mkdir()
     (state / "notes.txt").write_text("the user's own file")
@@ -175,7 +136,6 @@ def test_undo_leaves_other_files_in_an_existing_state_dir(tmp_path, monkeypatch)
     target = tmp_path / "home" / ".config" / "pip" / "pip.conf"
     journal = bootstrap.journal_load()
     bootstrap.change_file(journal, str(target), b"[global]\ncert = x\n")
-    ui = bootstrap.UI(json_mode=True)
     assert bootstrap.undo(ui) == 0
     assert not target.exists()
     assert (state / "notes.txt").read_text() == "the user's own file"
@@ -197,11 +157,10 @@ def test_json_help_and_version_are_json(flag, tmp_path):
 # --- undo trusts no journal it did not write ------------------------------------------------------------
 
 @pytest.fixture
-def state(tmp_path, monkeypatch):
-    folder = tmp_path / "state"
+def state():
+    """The laptop's state folder (TRUSTFIX_STATE_DIR), made as bootstrap makes it."""
+    folder = Path(os.environ["TRUSTFIX_STATE_DIR"])
     folder.mkdir(mode=0o700)
-    monkeypatch.setenv("TRUSTFIX_STATE_DIR", str(folder))
-    (tmp_path / "home").mkdir(exist_ok=True)
     return folder
 
 
@@ -211,40 +170,36 @@ def hand_made(state, files=(), packages=(), os_store=()):
     (state / "journal.json").chmod(0o600)
 
 
-def undo():
-    return bootstrap.undo(bootstrap.UI(json_mode=True))
-
-
 @pytest.mark.parametrize("entry", [
     {"path": "VICTIM", "existed": False, "backup": None, "mode": None},                      # any file
     {"path": "HOME/.pip/../../victim.txt", "existed": False, "backup": None, "mode": None},   # ..
     {"path": "HOME/.pip/pip.conf", "existed": True, "backup": "../../victim.txt", "mode": 0o644},
     {"path": "relative/pip.conf", "existed": False, "backup": None, "mode": None},
 ], ids=["any-path", "dot-dot", "backup-outside", "relative"])
-def test_a_hand_made_journal_cannot_make_undo_touch_other_files(state, tmp_path, entry):
+def test_a_hand_made_journal_cannot_make_undo_touch_other_files(state, tmp_path, entry, ui):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")
     entry = {k: v.replace("VICTIM", str(victim)).replace("HOME", str(tmp_path / "home")) if isinstance(v, str) else v
              for k, v in entry.items()}
     hand_made(state, files=[entry])
     with pytest.raises(bootstrap.Failure) as e:
-        undo()
+        bootstrap.undo(ui)
     assert "is damaged" in str(e.value)
     assert victim.read_text() == "keep me"
 
 
-def test_undo_restores_a_recorded_mode_without_setuid(state, tmp_path):
+def test_undo_restores_a_recorded_mode_without_setuid(state, tmp_path, ui):
     target = tmp_path / "home" / ".pip" / "pip.conf"
     target.parent.mkdir(parents=True)
     target.write_text("[global]\ncert = x\n")
     (state / "backups").mkdir(mode=0o700)
     (state / "backups" / "b").write_text("[global]\n")
     hand_made(state, files=[{"path": str(target), "existed": True, "backup": "backups/b", "mode": 0o4755}])
-    assert undo() == 0
+    assert bootstrap.undo(ui) == 0
     assert target.read_text() == "[global]\n" and stat.S_IMODE(target.stat().st_mode) == 0o755
 
 
-def test_undo_runs_no_program_the_journal_calls_python(state, tmp_path):
+def test_undo_runs_no_program_the_journal_calls_python(state, tmp_path, ui):
     evil = tmp_path / "evil" / "bin" / "python"
     evil.parent.mkdir(parents=True)
     marker = tmp_path / "ran"
@@ -252,24 +207,23 @@ def test_undo_runs_no_program_the_journal_calls_python(state, tmp_path):
     evil.chmod(0o755)
     hand_made(state, packages=[{"python": str(evil), "name": "pip", "before": None, "after": "pip-26.0.dist-info",
                                 "flags": [], "user_site": False}])
-    ui = bootstrap.UI(json_mode=True)
     assert bootstrap.undo(ui) == 0
     assert not marker.exists()
     assert any("not a Python interpreter" in w for w in ui.warnings), ui.warnings
 
 
-def test_undo_runs_no_command_the_journal_names_for_the_os_store(state, tmp_path):
+def test_undo_runs_no_command_the_journal_names_for_the_os_store(state, tmp_path, ui):
     marker = tmp_path / "ran"
     hand_made(state, os_store=[{"kind": "file+command", "path": "/usr/local/share/ca-certificates/trustfix-0123456789abcdef.crt",
                                 "command": ["sh", "-c", "touch " + str(marker)]}])
     with pytest.raises(bootstrap.Failure):
-        undo()
+        bootstrap.undo(ui)
     assert not marker.exists()
 
 
 @pytest.mark.skipif(os.name != "posix" or os.geteuid() != 0, reason="needs root to make files of another user")
 @pytest.mark.parametrize("how", ["journal-of-another-user", "group-writable-state", "symlinked-journal"])
-def test_a_journal_another_user_could_write_is_refused(state, tmp_path, how):
+def test_a_journal_another_user_could_write_is_refused(state, tmp_path, how, ui):
     victim = tmp_path / "home" / ".pip" / "pip.conf"
     victim.parent.mkdir(parents=True)
     victim.write_text("keep me")
@@ -283,7 +237,7 @@ def test_a_journal_another_user_could_write_is_refused(state, tmp_path, how):
         (state / "journal.json").unlink()
         (state / "journal.json").symlink_to(tmp_path / "elsewhere.json")
     with pytest.raises(bootstrap.Failure) as e:
-        undo()
+        bootstrap.undo(ui)
     assert "not safe" in str(e.value)
     assert victim.read_text() == "keep me"
 
@@ -390,11 +344,11 @@ def test_a_slim_bundle_names_the_pythons_it_serves(tmp_path):
     shutil.copy2(str(ROOT / "bootstrap.py"), str(bundle / "bootstrap.py"))
     lines = (ROOT / "hashes.txt").read_text().splitlines(True)
     (bundle / "hashes.txt").write_text("# serves: python >=3.99 (3.99)\n" + "".join(lines))
-    env = scrubbed_env(home=tmp_path / "home", extra={"TRUSTFIX_STATE_DIR": str(tmp_path / "state")})
+    env = scrubbed_env(home=tmp_path / "user", extra={"TRUSTFIX_STATE_DIR": str(tmp_path / "state")})
     proc = subprocess.run([sys.executable, str(bundle / "bootstrap.py"), "--offline"], env=env, cwd=str(tmp_path),
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=120)
     assert proc.returncode == 2 and "this bundle serves only Python >=3.99 (3.99)" in proc.stdout, proc.stdout
-    assert not (tmp_path / "state").exists() and not (tmp_path / "home").exists()
+    assert not (tmp_path / "state").exists() and not (tmp_path / "user").exists()   # a HOME not made
 
 
 def test_log_file_gets_the_full_log_of_every_run_appended(tmp_path):

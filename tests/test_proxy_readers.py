@@ -1,15 +1,9 @@
 """The OS proxy readers (PAC / WPAD, manual proxies) and the WSL check, over recorded outputs in data/pac/."""
-from pathlib import Path
-
 import pytest
 
-import importlib.util
+from unit_helpers import DATA, bootstrap
 
-_spec = importlib.util.spec_from_file_location("trustfix_proxy_readers", str(Path(__file__).resolve().parent.parent / "bootstrap.py"))
-pr = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(pr)
-
-PAC = Path(__file__).resolve().parent / "data" / "pac"
+PAC = DATA / "pac"
 PAC_URL = "http://pac.corp.example.com/proxy.pac"
 PROXY = "proxy.corp.example.com:8080"
 NOTHING = {"pac": None, "proxy": None, "auto_detect": None}
@@ -31,8 +25,8 @@ def test_the_windows_records_keep_crlf():
     ("windows-reg-query-internet-settings-none.txt", NOTHING),
 ])
 def test_reg_query_internet_settings(name, expected):
-    assert pr.parse_reg_internet_settings(recorded(name)) == expected
-    assert pr.parse_reg_internet_settings(recorded(name).replace("\r\n", "\n")) == expected
+    assert bootstrap.parse_reg_internet_settings(recorded(name)) == expected
+    assert bootstrap.parse_reg_internet_settings(recorded(name).replace("\r\n", "\n")) == expected
 
 
 def reg_lines(*values):
@@ -49,17 +43,17 @@ def reg_lines(*values):
 ])
 def test_reg_proxy_server_forms(server, expected):
     text = reg_lines(("ProxyEnable", "REG_DWORD", "0x1"), ("ProxyServer", "REG_SZ", server))
-    assert pr.parse_reg_internet_settings(text)["proxy"] == expected
+    assert bootstrap.parse_reg_internet_settings(text)["proxy"] == expected
 
 
 def test_reg_proxy_server_is_ignored_while_proxy_enable_is_off():
     text = reg_lines(("ProxyEnable", "REG_DWORD", "0x0"), ("ProxyServer", "REG_SZ", PROXY))
-    assert pr.parse_reg_internet_settings(text) == NOTHING
+    assert bootstrap.parse_reg_internet_settings(text) == NOTHING
 
 
 def test_reg_auto_detect_value_when_present():
-    assert pr.parse_reg_internet_settings(reg_lines(("AutoDetect", "REG_DWORD", "0x1")))["auto_detect"] is True
-    assert pr.parse_reg_internet_settings(reg_lines(("AutoDetect", "REG_DWORD", "0x0")))["auto_detect"] is False
+    assert bootstrap.parse_reg_internet_settings(reg_lines(("AutoDetect", "REG_DWORD", "0x1")))["auto_detect"] is True
+    assert bootstrap.parse_reg_internet_settings(reg_lines(("AutoDetect", "REG_DWORD", "0x0")))["auto_detect"] is False
 
 
 @pytest.mark.parametrize("name, expected", [
@@ -68,7 +62,7 @@ def test_reg_auto_detect_value_when_present():
     ("macos-scutil-proxy-none.txt", NOTHING),
 ])
 def test_scutil_proxy(name, expected):
-    assert pr.parse_scutil_proxy(recorded(name)) == expected
+    assert bootstrap.parse_scutil_proxy(recorded(name)) == expected
 
 
 def test_scutil_takes_the_top_level_keys_only():
@@ -76,13 +70,13 @@ def test_scutil_takes_the_top_level_keys_only():
         "      FTPPassive : 1\n", "      FTPPassive : 1\n      HTTPSEnable : 1\n      HTTPSProxy : scoped.example\n"
         "      ProxyAutoDiscoveryEnable : 1\n", 1)
     assert "scoped.example" in text
-    assert pr.parse_scutil_proxy(text) == NOTHING
+    assert bootstrap.parse_scutil_proxy(text) == NOTHING
 
 
 def test_scutil_auto_discovery():
     text = recorded("macos-scutil-proxy-none.txt").replace(
         "  SOCKSEnable : 0\n", "  ProxyAutoDiscoveryEnable : 1\n  SOCKSEnable : 0\n", 1)
-    assert pr.parse_scutil_proxy(text) == {"pac": None, "proxy": None, "auto_detect": True}
+    assert bootstrap.parse_scutil_proxy(text) == {"pac": None, "proxy": None, "auto_detect": True}
 
 
 G = {
@@ -100,13 +94,13 @@ G = {
     ("mode-none", "url", {"pac": None, "proxy": None, "auto_detect": False}),
 ])
 def test_gsettings(mode, url, expected):
-    got = pr.parse_gsettings(recorded(G[mode]), recorded(G[url]), recorded(G["host"]), recorded(G["port"]))
+    got = bootstrap.parse_gsettings(recorded(G[mode]), recorded(G[url]), recorded(G["host"]), recorded(G["port"]))
     assert got == expected
 
 
 def test_gsettings_manual_without_an_https_host_is_no_proxy():
-    assert pr.parse_gsettings("'manual'\n", "''\n", "''\n", "0\n")["proxy"] is None
-    assert pr.parse_gsettings(None, None, None, None) == NOTHING
+    assert bootstrap.parse_gsettings("'manual'\n", "''\n", "''\n", "0\n")["proxy"] is None
+    assert bootstrap.parse_gsettings(None, None, None, None) == NOTHING
 
 
 # --- system_proxy_settings with a fake run answering from the records --------------------------------
@@ -133,7 +127,7 @@ def failing_run(cmd):
     return 1, "ERROR: The system was unable to find the specified registry key or value.\n"
 
 
-REG = ("reg", "query", pr.REG_INTERNET_SETTINGS)
+REG = ("reg", "query", bootstrap.REG_INTERNET_SETTINGS)
 SCUTIL = ("scutil", "--proxy")
 
 
@@ -154,39 +148,42 @@ SCUTIL = ("scutil", "--proxy")
 ])
 def test_system_proxy_settings_from_the_records(platform, answers, expected):
     run = fake_run(answers)
-    assert pr.system_proxy_settings(platform, run, {"XDG_CURRENT_DESKTOP": "ubuntu:GNOME"}) == expected
+    assert bootstrap.system_proxy_settings(platform, run, {"XDG_CURRENT_DESKTOP": "ubuntu:GNOME"}) == expected
     assert run.calls and all(tuple(c) in answers for c in run.calls)
 
 
 def test_gsettings_is_read_in_a_desktop_session_only():
     run = fake_run({tuple(GS + ["mode"]): G["mode-auto"], tuple(GS + ["autoconfig-url"]): G["url-empty"]})
-    assert pr.system_proxy_settings("linux", run, {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus"}) == {
+    desktop = {"DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/1000/bus"}
+    assert bootstrap.system_proxy_settings("linux", run, desktop) == {
         "source": "GNOME proxy settings", "pac": None, "proxy": None, "auto_detect": True}
     asked = fake_run({tuple(GS + ["mode"]): G["mode-auto"]})
-    assert pr.system_proxy_settings("linux", asked, {}) is None and asked.calls == []    # ssh, a service, CI
+    assert bootstrap.system_proxy_settings("linux", asked, {}) is None and asked.calls == []    # ssh, a service, CI
 
 
 @pytest.mark.parametrize("platform", ["win32", "darwin", "linux"])
 def test_system_proxy_settings_is_none_when_the_tool_fails_or_is_missing(platform):
-    assert pr.system_proxy_settings(platform, failing_run, {"XDG_CURRENT_DESKTOP": "GNOME"}) is None
-    assert pr.system_proxy_settings(platform, fake_run({}), {"XDG_CURRENT_DESKTOP": "GNOME"}) is None
+    assert bootstrap.system_proxy_settings(platform, failing_run, {"XDG_CURRENT_DESKTOP": "GNOME"}) is None
+    assert bootstrap.system_proxy_settings(platform, fake_run({}), {"XDG_CURRENT_DESKTOP": "GNOME"}) is None
 
 
 def test_system_proxy_settings_is_none_on_other_platforms():
-    assert pr.system_proxy_settings("freebsd13", fake_run({}), {}) is None
+    assert bootstrap.system_proxy_settings("freebsd13", fake_run({}), {}) is None
 
 
 # --- advice -------------------------------------------------------------------------------------------
 
 def settings(source, name):
-    parse = pr.parse_reg_internet_settings if source == pr.SOURCE_WINDOWS else pr.parse_scutil_proxy
+    parse = (bootstrap.parse_reg_internet_settings if source == bootstrap.SOURCE_WINDOWS
+             else bootstrap.parse_scutil_proxy)
     result = {"source": source}
     result.update(parse(recorded(name)))
     return result
 
 
 def test_pac_advice_windows():
-    cause, fix = pr.pac_advice(settings(pr.SOURCE_WINDOWS, "windows-reg-query-internet-settings-pac.txt"), {})
+    cause, fix = bootstrap.pac_advice(
+        settings(bootstrap.SOURCE_WINDOWS, "windows-reg-query-internet-settings-pac.txt"), {})
     assert cause == ("this computer finds its proxy through a PAC file (http://pac.corp.example.com/proxy.pac), "
                      "which pip does not read (pip #6911)")
     assert fix == ("open http://pac.corp.example.com/proxy.pac in a browser (or with curl) and find the PROXY host:port that FindProxyForURL "
@@ -196,15 +193,16 @@ def test_pac_advice_windows():
 
 
 def test_pac_advice_macos_has_no_netsh():
-    cause, fix = pr.pac_advice(settings(pr.SOURCE_MACOS, "macos-scutil-proxy-pac.txt"), {"PATH": "/usr/bin"})
+    cause, fix = bootstrap.pac_advice(settings(bootstrap.SOURCE_MACOS, "macos-scutil-proxy-pac.txt"),
+                                      {"PATH": "/usr/bin"})
     assert "PAC file (http://pac.corp.example.com/proxy.pac)" in cause and "netsh" not in fix
     assert fix.startswith("open http://pac.corp.example.com/proxy.pac in a browser") and len(fix) <= 300
 
 
 def test_wpad_advice():
-    got = pr.parse_gsettings(recorded(G["mode-auto"]), recorded(G["url-empty"]), "", "")
-    got["source"] = pr.SOURCE_GNOME
-    cause, fix = pr.pac_advice(got, {})
+    got = bootstrap.parse_gsettings(recorded(G["mode-auto"]), recorded(G["url-empty"]), "", "")
+    got["source"] = bootstrap.SOURCE_GNOME
+    cause, fix = bootstrap.pac_advice(got, {})
     assert cause == "this computer finds its proxy by WPAD auto-detection, which pip does not read (pip #6911)"
     assert fix.startswith("open the WPAD file (often http://wpad/wpad.dat) in a browser (or with curl)")
     assert len(fix) <= 300
@@ -213,43 +211,44 @@ def test_wpad_advice():
 @pytest.mark.parametrize("env", [{"HTTPS_PROXY": "http://proxy.corp.example.com:8080"},
                                  {"https_proxy": "http://proxy.corp.example.com:8080"}])
 def test_https_proxy_set_suppresses_the_advice(env):
-    for source, name in [(pr.SOURCE_WINDOWS, "windows-reg-query-internet-settings-pac.txt"),
-                         (pr.SOURCE_WINDOWS, "windows-reg-query-internet-settings-manual.txt"),
-                         (pr.SOURCE_MACOS, "macos-scutil-proxy-pac.txt"),
-                         (pr.SOURCE_MACOS, "macos-scutil-proxy-manual.txt")]:
-        assert pr.pac_advice(settings(source, name), env) is None
+    for source, name in [(bootstrap.SOURCE_WINDOWS, "windows-reg-query-internet-settings-pac.txt"),
+                         (bootstrap.SOURCE_WINDOWS, "windows-reg-query-internet-settings-manual.txt"),
+                         (bootstrap.SOURCE_MACOS, "macos-scutil-proxy-pac.txt"),
+                         (bootstrap.SOURCE_MACOS, "macos-scutil-proxy-manual.txt")]:
+        assert bootstrap.pac_advice(settings(source, name), env) is None
 
 
 def test_an_empty_https_proxy_does_not_suppress_it():
-    assert pr.pac_advice(settings(pr.SOURCE_MACOS, "macos-scutil-proxy-pac.txt"), {"HTTPS_PROXY": ""})
+    assert bootstrap.pac_advice(settings(bootstrap.SOURCE_MACOS, "macos-scutil-proxy-pac.txt"), {"HTTPS_PROXY": ""})
 
 
-@pytest.mark.parametrize("source, name", [(pr.SOURCE_WINDOWS, "windows-reg-query-internet-settings-manual.txt"),
-                                          (pr.SOURCE_MACOS, "macos-scutil-proxy-manual.txt")])
+@pytest.mark.parametrize("source, name", [(bootstrap.SOURCE_WINDOWS, "windows-reg-query-internet-settings-manual.txt"),
+                                          (bootstrap.SOURCE_MACOS, "macos-scutil-proxy-manual.txt")])
 def test_manual_proxy_advice(source, name):
-    cause, fix = pr.pac_advice(settings(source, name), {"HTTP_PROXY": "http://other:1"})
+    cause, fix = bootstrap.pac_advice(settings(source, name), {"HTTP_PROXY": "http://other:1"})
     assert cause == ("the OS settings name the proxy proxy.corp.example.com:8080, but HTTPS_PROXY is not set, "
                      "so pip connects directly")
     assert fix == ("set HTTPS_PROXY=http://proxy.corp.example.com:8080 (Windows: setx HTTPS_PROXY "
                    "http://proxy.corp.example.com:8080, then open a new terminal)")
 
 
-@pytest.mark.parametrize("source, name", [(pr.SOURCE_WINDOWS, "windows-reg-query-internet-settings-none.txt"),
-                                          (pr.SOURCE_MACOS, "macos-scutil-proxy-none.txt")])
+@pytest.mark.parametrize("source, name", [(bootstrap.SOURCE_WINDOWS, "windows-reg-query-internet-settings-none.txt"),
+                                          (bootstrap.SOURCE_MACOS, "macos-scutil-proxy-none.txt")])
 def test_no_proxy_configured_gives_no_advice(source, name):
-    assert pr.pac_advice(settings(source, name), {}) is None
+    assert bootstrap.pac_advice(settings(source, name), {}) is None
 
 
 def test_gnome_none_and_no_settings_give_no_advice():
-    got = pr.parse_gsettings(recorded(G["mode-none"]), recorded(G["url"]), recorded(G["host"]), recorded(G["port"]))
-    got["source"] = pr.SOURCE_GNOME
-    assert pr.pac_advice(got, {}) is None
-    assert pr.pac_advice(None, {}) is None
+    got = bootstrap.parse_gsettings(recorded(G["mode-none"]), recorded(G["url"]), recorded(G["host"]),
+                                    recorded(G["port"]))
+    got["source"] = bootstrap.SOURCE_GNOME
+    assert bootstrap.pac_advice(got, {}) is None
+    assert bootstrap.pac_advice(None, {}) is None
 
 
 @pytest.mark.parametrize("name", ["wsl1-proc-version.txt", "wsl2-proc-version.txt"])
 def test_wsl_is_detected(name):
-    cause, fix = pr.wsl_advice(recorded(name))
+    cause, fix = bootstrap.wsl_advice(recorded(name))
     assert cause == ("this is Linux under Windows (WSL), whose trust store lacks the company root CA that "
                      "Windows trusts")
     assert fix == ("in PowerShell: Get-ChildItem Cert:\\LocalMachine\\Root | Where-Object Subject -like "
@@ -259,13 +258,13 @@ def test_wsl_is_detected(name):
 
 
 def test_wsl_names_the_ca_when_known():
-    fix = pr.wsl_advice(recorded("wsl2-proc-version.txt"), "Example Corp Interception")[1]
+    fix = bootstrap.wsl_advice(recorded("wsl2-proc-version.txt"), "Example Corp Interception")[1]
     assert "-like '*Example Corp Interception*'" in fix
 
 
 def test_plain_linux_is_not_wsl():
-    assert pr.wsl_advice(recorded("linux-proc-version.txt")) is None
-    assert pr.wsl_advice("") is None and pr.wsl_advice(None) is None
+    assert bootstrap.wsl_advice(recorded("linux-proc-version.txt")) is None
+    assert bootstrap.wsl_advice("") is None and bootstrap.wsl_advice(None) is None
 
 
 # --- what doctor makes of them (bootstrap's check_system, with the recorded outputs as the tools' answers) ---
@@ -278,18 +277,18 @@ def doctor_system(monkeypatch, answers, environ, proc_version="Linux version 6.1
     """check_system on Linux with the tools answering from answers (others missing); its report and advice."""
     def tool(cmd):
         if tuple(cmd) not in answers:
-            raise pr.Failure("could not run {}: No such file or directory.".format(cmd[0]))
+            raise bootstrap.Failure("could not run {}: No such file or directory.".format(cmd[0]))
         return 0, answers[tuple(cmd)]
-    monkeypatch.setattr(pr, "tool_output", tool)
-    monkeypatch.setattr(pr.sys, "platform", "linux")
-    monkeypatch.setattr(pr.OS, "proc_version", staticmethod(lambda: proc_version))
+    monkeypatch.setattr(bootstrap, "tool_output", tool)
+    monkeypatch.setattr(bootstrap.sys, "platform", "linux")
+    monkeypatch.setattr(bootstrap.OS, "proc_version", staticmethod(lambda: proc_version))
     for var in ("HTTPS_PROXY", "https_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("XDG_CURRENT_DESKTOP", "ubuntu:GNOME")          # a desktop session, where GNOME is read
     for var, value in environ.items():
         monkeypatch.setenv(var, value)
-    report = pr.Report(pr.UI(json_mode=True))
-    return report, pr.check_system(report)
+    report = bootstrap.Report(bootstrap.UI(json_mode=True))
+    return report, bootstrap.check_system(report)
 
 
 def test_doctor_names_a_pac_file_pip_does_not_read(monkeypatch):
@@ -317,5 +316,5 @@ def test_doctor_says_wsl_and_names_the_windows_export(monkeypatch, name):
     text = recorded(next(p.name for p in PAC.iterdir() if name in p.name and "version" in p.name))
     report, _ = doctor_system(monkeypatch, {}, {}, proc_version=text)
     assert [(c["name"], c["status"]) for c in report.checks] == [("wsl", "ok")]
-    cause, fix = pr.wsl_advice(text, "Example Corp Root")
+    cause, fix = bootstrap.wsl_advice(text, "Example Corp Root")
     assert "Where-Object Subject -like '*Example Corp Root*'" in fix and "--ca-file /mnt/c/Users/Public/corp-root.cer" in fix

@@ -3,27 +3,14 @@
 The probe runs real interpreters (read only: it lists folders and prints JSON); discovery is checked on
 a fake PATH and a fake PYENV_ROOT in tmp_path.
 """
-import importlib.util
 import os
 import ssl
 import stat
-from pathlib import Path
 
 import pytest
 
 from testbed import by_version
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("trustfix_bootstrap_pythons", str(ROOT / "bootstrap.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bootstrap = _load()
+from unit_helpers import bootstrap
 
 
 def touch(path, target=None):

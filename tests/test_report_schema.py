@@ -16,11 +16,11 @@ import pytest
 
 import report_schema
 import testbed
+from bundle_helpers import ROOT
 from report_schema import ReportSchemaError, validate_report
+from unit_helpers import CLOSED_INDEX
 
-ROOT = Path(__file__).resolve().parent.parent
 BOOTSTRAP = ROOT / "bootstrap.py"
-CLOSED = "https://127.0.0.1:9/simple"          # the discard port: refused at once, never the network
 
 
 # --- the schema itself ------------------------------------------------------------------------------
@@ -271,7 +271,7 @@ def run_json(tmp_path):
 
 @pytest.mark.parametrize("args,env", [(["--json", "--scope", "machine"], {}), (["--json", "repair"], {}),
                                       (["--dry-run"], {"TRUSTFIX_JSON": "1", "TRUSTFIX_TIMEOUT": "soon"}),
-                                      (["--json", "--offline", "--index-url", CLOSED], {})],
+                                      (["--json", "--offline", "--index-url", CLOSED_INDEX], {})],
                          ids=["bad choice", "bad command", "bad variable", "exclusive options"])
 def test_a_real_usage_error_follows_the_schema(run_json, args, env):
     doc = run_json(*args, **env)
@@ -279,7 +279,7 @@ def test_a_real_usage_error_follows_the_schema(run_json, args, env):
 
 
 def test_a_real_doctor_report_follows_the_schema(run_json):
-    doc = run_json("doctor", "--json", "--index-url", CLOSED)
+    doc = run_json("doctor", "--json", "--index-url", CLOSED_INDEX)
     assert doc["command"] == "doctor" and doc["exit_code"] == 1 and doc["doctor"]["verdict"]["ok"] is False
     assert any(c["name"] == "tls" and c["results"]["os"]["status"] == "refused" for c in doc["doctor"]["checks"])
 
@@ -303,7 +303,7 @@ def test_real_failures_follow_the_schema(run_json, tmp_path):
     """Exit 2 (bad input) and 1 (the index cannot be reached), both before the first change, with a log."""
     missing = str(tmp_path / "corp-root.pem")
     bad = run_json("--offline", "--json", "--ca-file", missing)
-    unreachable = run_json("--json", "--index-url", CLOSED)
+    unreachable = run_json("--json", "--index-url", CLOSED_INDEX)
     assert (bad["exit_code"], unreachable["exit_code"]) == (2, 1)
     for doc in (bad, unreachable):
         assert doc["error"] and doc["log"] and doc["steps"][-1]["step"] == "error" and doc["changed"] is False

@@ -10,12 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from bundle_helpers import bootstrap, changes, copy_bundle, expected_pins, installed_version, out, tree
+from bundle_helpers import bootstrap, changes, copy_bundle, expected_pins, installed_version, out, tree, write
+from certificates import NOW, dn, key_pems, make_cert, pem
 from testbed import make_venv, pythons
 
 pytestmark = pytest.mark.e2e
@@ -29,6 +26,11 @@ USER_CONF = ".config/pip/pip.conf"
 def pip_install(sb, python, target):
     """What the user types afterwards: no flags at all (a fresh process, their own configuration)."""
     return sb.run([str(python), "-m", "pip", "install", "--target", str(target), PKG])
+
+
+def user_conf(sb, text):
+    """The user's pip.conf in the sandbox's HOME, holding text (its folders made)."""
+    return write(Path(sb.home) / USER_CONF, text)
 
 
 def pip_configs(home):
@@ -105,9 +107,7 @@ def test_cert_adds_to_the_os_store_on_310_and_replaces_certifi_before(interp, sa
     sb = sandbox(corp_in_os_store=True)
     python = make_venv(interp, tmp_path / "venv", with_pip=False)
     assert bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--offline").returncode == 0
-    conf = Path(sb.home) / USER_CONF
-    conf.parent.mkdir(parents=True, exist_ok=True)
-    conf.write_text("[global]\ncert = {}\nindex-url = {}\n".format(cas.corp_pem, index.url))
+    conf = user_conf(sb, "[global]\ncert = {}\nindex-url = {}\n".format(cas.corp_pem, index.url))
     result = sb.run([str(python), "-m", "pip", "download", "--no-deps", "-d", str(tmp_path / "d"),
                      "--retries", "0", "--timeout", "10", PKG])
     if interp.version >= (3, 10):
@@ -147,9 +147,7 @@ no-warn-script-location = true
 def test_an_existing_pip_config_keeps_its_comments_order_and_keys(sandbox, proxy, cas, tmp_path):
     interp = PAIR[0]
     sb = sandbox(corp_in_os_store=False, proxy=proxy)
-    conf = Path(sb.home) / USER_CONF
-    conf.parent.mkdir(parents=True)
-    conf.write_text(USER_FILE)
+    conf = user_conf(sb, USER_FILE)
     python = make_venv(interp, tmp_path / "venv", with_pip=False)
     result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--ca-file", cas.corp_pem, "--offline")
     assert result.returncode == 0, out(result)
@@ -159,38 +157,20 @@ def test_an_existing_pip_config_keeps_its_comments_order_and_keys(sandbox, proxy
     assert [l for l in after if l != added[0]] == USER_FILE.splitlines()
 
 
-def make_cert(tmp_path, name, ca=True, days=(-1, 365), key_only=False, der=False):
-    key = ec.generate_private_key(ec.SECP256R1())
-    if key_only:
-        path = tmp_path / (name + ".pem")
-        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-        return path
-    now = datetime.datetime.now(datetime.timezone.utc)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now + datetime.timedelta(days=days[0]))
-            .not_valid_after(now + datetime.timedelta(days=days[1]))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    path = tmp_path / (name + (".cer" if der else ".pem"))
-    path.write_bytes(cert.public_bytes(serialization.Encoding.DER if der else serialization.Encoding.PEM))
-    return path
-
-
-def write(path, text):
-    path.write_text(text)
-    return path
+def cert_file(folder, name, ca=True, days=(-1, 365)):
+    """folder/name.pem: a self-signed certificate of CN=name, valid for days (from, to) around now."""
+    cert = make_cert(dn(name), ca=ca, not_before=NOW + datetime.timedelta(days=days[0]),
+                     not_after=NOW + datetime.timedelta(days=days[1]))[0]
+    return write(folder / (name + ".pem"), pem(cert))
 
 
 BAD_CAS = {
     "empty": (lambda p: write(p / "empty.pem", ""), "is empty"),
     "garbage": (lambda p: write(p / "junk.pem", "hello, not a cert\n"), "is not a certificate"),
-    "private-key": (lambda p: make_cert(p, "key", key_only=True), "holds a private key"),
-    "leaf": (lambda p: make_cert(p, "leaf.example", ca=False), "is not a CA certificate"),
-    "expired": (lambda p: make_cert(p, "Old Root", days=(-400, -2)), "expired on"),
-    "not-yet-valid": (lambda p: make_cert(p, "Future Root", days=(30, 400)), "is not valid until"),
+    "private-key": (lambda p: write(p / "key.pem", key_pems()["PKCS8 private key"]), "holds a private key"),
+    "leaf": (lambda p: cert_file(p, "leaf.example", ca=False), "is not a CA certificate"),
+    "expired": (lambda p: cert_file(p, "Old Root", days=(-400, -2)), "expired on"),
+    "not-yet-valid": (lambda p: cert_file(p, "Future Root", days=(30, 400)), "is not valid until"),
     "missing": (lambda p: p / "nowhere.pem", "does not exist"),
 }
 
@@ -200,9 +180,7 @@ def test_a_bad_ca_file_is_refused_and_the_config_stays_byte_identical(case, sand
     make, words = BAD_CAS[case]
     bad = make(tmp_path)
     sb = sandbox(offline=True)
-    conf = Path(sb.home) / USER_CONF
-    conf.parent.mkdir(parents=True)
-    conf.write_text(USER_FILE)
+    conf = user_conf(sb, USER_FILE)
     python = make_venv(PAIR[0], tmp_path / "venv", with_pip=True)
     before = tree(sb.home, tmp_path / "venv")
     result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--offline", "--ca-file", bad)
@@ -223,9 +201,7 @@ def test_a_der_ca_file_is_converted_and_used(sandbox, proxy, tmp_path, cas):
 
 def test_a_pip_config_that_pip_cannot_parse_is_refused(sandbox, tmp_path, cas):
     sb = sandbox(offline=True)
-    conf = Path(sb.home) / USER_CONF
-    conf.parent.mkdir(parents=True)
-    conf.write_text("[global\ncert = /x\n")
+    conf = user_conf(sb, "[global\ncert = /x\n")
     python = make_venv(PAIR[0], tmp_path / "venv", with_pip=True)
     before = tree(sb.home, tmp_path / "venv")
     result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--offline", "--ca-file", cas.corp_pem)
@@ -250,9 +226,7 @@ def test_an_unwritable_config_directory_is_refused(sandbox, tmp_path, cas):
 
 def test_an_existing_trusted_host_is_reported_and_never_written(sandbox, proxy, tmp_path, cas):
     sb = sandbox(corp_in_os_store=False, proxy=proxy)
-    conf = Path(sb.home) / USER_CONF
-    conf.parent.mkdir(parents=True)
-    conf.write_text("[global]\ntrusted-host = pypi.org files.pythonhosted.org\n")
+    conf = user_conf(sb, "[global]\ntrusted-host = pypi.org files.pythonhosted.org\n")
     python = make_venv(PAIR[0], tmp_path / "venv", with_pip=False)
     result = bootstrap(sb, python, copy_bundle(tmp_path / "bundle"), "--ca-file", cas.corp_pem)
     assert result.returncode == 0, out(result)
@@ -265,9 +239,7 @@ def test_an_existing_trusted_host_is_reported_and_never_written(sandbox, proxy, 
 def test_undo_restores_every_file_byte_for_byte_and_a_rerun_changes_nothing(sandbox, proxy, cas, tmp_path):
     interp = PAIR[0]
     sb = sandbox(corp_in_os_store=False, proxy=proxy)
-    conf = Path(sb.home) / USER_CONF
-    conf.parent.mkdir(parents=True)
-    conf.write_text(USER_FILE)
+    conf = user_conf(sb, USER_FILE)
     python = make_venv(interp, tmp_path / "venv", with_pip=True)
     original = tree(sb.home, tmp_path / "venv")
     bundle = copy_bundle(tmp_path / "bundle")
@@ -321,9 +293,7 @@ KILL_POINTS = {
 def test_a_run_killed_midway_is_completed_by_a_rerun_and_undone_exactly(point, sandbox, proxy, cas, tmp_path):
     interp = PAIR[0]
     sb = sandbox(corp_in_os_store=False, proxy=proxy)
-    conf = Path(sb.home) / USER_CONF
-    conf.parent.mkdir(parents=True)
-    conf.write_text(USER_FILE)
+    conf = user_conf(sb, USER_FILE)
     python = make_venv(interp, tmp_path / "venv", with_pip=True)
     old_pip, new_pip = installed_version(sb, python, "pip"), expected_pins(interp.version)["pip"]
     assert old_pip not in ("absent", new_pip), old_pip
