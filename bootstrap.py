@@ -3372,12 +3372,15 @@ def pth_text(bundle):
         what = "verifies TLS with the OS trust store (truststore injected into ssl at start-up)"
     else:
         code = ("b = {}\n"
-                "if os.environ.get('TRUSTFIX_STARTUP_HOOK') != '0' and os.path.isfile(b):\n"
-                "    for v in ('REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE'):\n"
-                "        if not (os.environ.get(v) or v == 'SSL_CERT_FILE' and os.environ.get('SSL_CERT_DIR')):\n"
-                "            os.environ[v] = b\n"
-                "            os.environ['TRUSTFIX_STARTUP_HOOK_SET'] = (os.environ.get('TRUSTFIX_STARTUP_HOOK_SET', '')"
-                " + ' ' + v).strip()\n").format(ascii(bundle))
+                "try:\n"
+                "    if os.environ.get('TRUSTFIX_STARTUP_HOOK') != '0' and os.path.isfile(b):\n"
+                "        for v in ('REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE'):\n"
+                "            if not (os.environ.get(v) or v == 'SSL_CERT_FILE' and os.environ.get('SSL_CERT_DIR')):\n"
+                "                os.environ[v] = b\n"
+                "                os.environ['TRUSTFIX_STARTUP_HOOK_SET'] = "
+                "(os.environ.get('TRUSTFIX_STARTUP_HOOK_SET', '') + ' ' + v).strip()\n"
+                "except Exception:\n"
+                "    pass\n").format(ascii(bundle))
         what = "verifies TLS with {} (REQUESTS_CA_BUNDLE, SSL_CERT_FILE set at start-up when unset)".format(bundle)
     return ("# {}\n# Every program this Python runs {}. One program without it: TRUSTFIX_STARTUP_HOOK=0\n"
             "import os; exec({})\n").format(TOOL_COMMENT, what.encode("ascii", "backslashreplace").decode(), ascii(code))
