@@ -739,6 +739,9 @@ def find_wheel(folder, pin):
 #   hiding_variables() -> [(name, value)] that replace the OS store for truststore (SSL_CERT_FILE on Linux)
 #   user_scheme() -> sysconfig scheme of --user installs   scratch_dir() -> folder for temporary files or None
 #   read_proxy_settings(run, environ) -> (source, {pac, proxy, auto_detect} or None)   proc_version() -> text (WSL)
+#   tool_config_home(scope) -> where tools keep their settings (uv's uv.toml)    conda_machine_dirs: conda's own
+#   git_system_config(git) -> git's machine-wide file    git_os_store: (key, value) that makes git use the OS store
+#   admin_words: who may change the OS store (the --tools notes)
 # --------------------------------------------------------------------------------------------------
 
 def _xdg(var, default):
@@ -749,6 +752,18 @@ def _xdg(var, default):
 class _Posix:
     """What Linux and macOS do alike."""
     owners_matter = True
+    conda_machine_dirs = ("/etc/conda", "/var/lib/conda")
+    git_os_store = None                     # git's OpenSSL or GnuTLS reads the OS store's files already
+    admin_words = "root"
+
+    @staticmethod
+    def tool_config_home(scope):
+        """uv (and the XDG family) on Linux and macOS alike: /etc machine-wide, else XDG_CONFIG_HOME."""
+        return "/etc" if scope == "global" else _xdg("XDG_CONFIG_HOME", "~/.config")
+
+    @staticmethod
+    def git_system_config(git):
+        return "/etc/gitconfig"
 
     @staticmethod
     def proc_version():
@@ -995,6 +1010,20 @@ class _MacOS(_Posix, _CommandStore):
 class _Windows(_CommandStore):
     name = "Windows"
     owners_matter = False          # ACLs: %LOCALAPPDATA% is per user; ProgramData's folder is locked down
+    conda_machine_dirs = ("C:\\ProgramData\\conda",)
+    git_os_store = ("http.sslBackend", "schannel")      # Git for Windows: the Windows certificate store
+    admin_words = "an administrator"
+
+    @staticmethod
+    def tool_config_home(scope):
+        if scope == "global":
+            return os.environ.get("PROGRAMDATA", "C:\\ProgramData")
+        return os.environ.get("APPDATA") or os.path.expanduser("~\\AppData\\Roaming")
+
+    @staticmethod
+    def git_system_config(git):
+        """Git for Windows: <its folder>\\etc\\gitconfig (git.exe is in cmd\\ or bin\\)."""
+        return os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(git))), "etc", "gitconfig")
     hiding_variables, proc_version = staticmethod(_Posix.hiding_variables), staticmethod(_Posix.proc_version)
 
     @staticmethod
@@ -3252,11 +3281,7 @@ class _Uv:
     @staticmethod
     def config_file(scope):
         """uv's user file (XDG_CONFIG_HOME, also on macOS; %APPDATA% on Windows), or the system one."""
-        if os.name == "nt":
-            base = os.environ.get("PROGRAMDATA", "C:\\ProgramData") if scope == "global" else \
-                os.environ.get("APPDATA") or os.path.expanduser("~\\AppData\\Roaming")
-            return os.path.join(base, "uv", "uv.toml")
-        return "/etc/uv/uv.toml" if scope == "global" else os.path.join(_xdg("XDG_CONFIG_HOME", "~/.config"), "uv", "uv.toml")
+        return os.path.join(OS.tool_config_home(scope), "uv", "uv.toml")
 
     @staticmethod
     def accepts(exe, text):
@@ -3461,8 +3486,7 @@ class _Conda:
         (A condarc.d folder's *.yml files stand where the folder is.)"""
         environ = os.environ if environ is None else environ
         home = os.path.expanduser("~")
-        folders = ["C:\\ProgramData\\conda"] if os.name == "nt" else ["/etc/conda", "/var/lib/conda"]
-        folders += [root_prefix or environ.get("CONDA_ROOT") or ""]
+        folders = list(OS.conda_machine_dirs) + [root_prefix or environ.get("CONDA_ROOT") or ""]
         if environ.get("XDG_CONFIG_HOME"):
             folders.append(os.path.join(environ["XDG_CONFIG_HOME"], "conda"))
         folders += [os.path.join(home, ".config", "conda"), os.path.join(home, ".conda")]
@@ -3603,8 +3627,7 @@ class _Git:
             proc = run([exe, "var", "GIT_CONFIG_SYSTEM"], env=dict(os.environ), timeout=60)
             if proc.returncode == 0 and os.path.isabs(proc.stdout.strip()):
                 return proc.stdout.strip()
-            root = os.path.dirname(os.path.dirname(os.path.realpath(exe)))
-            return os.path.join(root, "etc", "gitconfig") if os.name == "nt" else "/etc/gitconfig"
+            return OS.git_system_config(exe)
         if os.environ.get("GIT_CONFIG_GLOBAL"):
             return os.environ["GIT_CONFIG_GLOBAL"]
         home = os.path.join(os.path.expanduser("~"), ".gitconfig")
@@ -3620,8 +3643,8 @@ class _Git:
     @staticmethod
     def plan(plan, s, scope, found):
         exe, version = found
-        if os.name == "nt":
-            key, value, anchors = "http.sslBackend", "schannel", "os"
+        if OS.git_os_store:
+            (key, value), anchors = OS.git_os_store, "os"
         elif plan.strategy == "bundle":
             key, value, anchors = "http.sslCAInfo", plan.bundle_path, plan.bundle_path
         else:
@@ -3661,7 +3684,7 @@ class _Git:
             return "http.sslCAInfo = {}".format(cainfo), os.path.expanduser(cainfo), _Git.url
         if get("http.sslBackend") == "schannel":
             return "the Windows store (http.sslBackend = schannel)", "os", _Git.url
-        return ("its own CA bundle (OpenSSL backend)", "own", _Git.url) if os.name == "nt" else \
+        return ("its own CA bundle (OpenSSL backend)", "own", _Git.url) if OS.git_os_store else \
             ("the OS store", "os", _Git.url)
 
 
@@ -3804,8 +3827,7 @@ def plan_tools(plan, s, args):
         if lacks:
             plan.notes.append("{} will trust the OS store, which lacks {}: add it with --add-to-os-store (as "
                               "{}) or ask IT to deploy it; until then {} fail{} through the proxy".format(
-                                  " and ".join(on_os), ", ".join(lacks), "an administrator" if os.name == "nt" else
-                                  "root on Linux", " and ".join(on_os), "" if len(on_os) > 1 else "s"))
+                                  " and ".join(on_os), ", ".join(lacks), OS.admin_words, " and ".join(on_os), "" if len(on_os) > 1 else "s"))
     return changes
 
 
