@@ -741,7 +741,8 @@ def find_wheel(folder, pin):
 #   read_proxy_settings(run, environ) -> (source, {pac, proxy, auto_detect} or None)   proc_version() -> text (WSL)
 #   tool_config_home(scope) -> where tools keep their settings (uv's uv.toml)    conda_machine_dirs: conda's own
 #   git_system_config(git) -> git's machine-wide file    git_os_store: (key, value) that makes git use the OS store
-#   admin_words: who may change the OS store (the --tools notes)
+#   admin_words: who may run --add-to-os-store here ('' when any user may: the login keychain, certutil -user)
+#   git_reads_os_store: git verifies with the OS store as it is (Linux: the distro bundle its TLS library reads)
 # --------------------------------------------------------------------------------------------------
 
 def _xdg(var, default):
@@ -753,8 +754,9 @@ class _Posix:
     """What Linux and macOS do alike."""
     owners_matter = True
     conda_machine_dirs = ("/etc/conda", "/var/lib/conda")
-    git_os_store = None                     # git's OpenSSL or GnuTLS reads the OS store's files already
-    admin_words = "root"
+    git_os_store = None                     # no setting makes git use the OS store
+    git_reads_os_store = False
+    admin_words = ""
 
     @staticmethod
     def tool_config_home(scope):
@@ -803,6 +805,8 @@ class _Posix:
 
 class _Linux(_Posix):
     name = "Linux"
+    git_reads_os_store = True               # GnuTLS or OpenSSL, from the distro bundle (/etc/ssl/certs)
+    admin_words = " (as root)"
     bundles = ("/etc/ssl/cert.pem", "/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
                "/etc/pki/tls/cert.pem", "/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/ca-bundle.pem")
     # (anchor folder, refresh command) per family: Debian/Ubuntu/Alpine, RHEL/Fedora, SUSE
@@ -1012,7 +1016,8 @@ class _Windows(_CommandStore):
     owners_matter = False          # ACLs: %LOCALAPPDATA% is per user; ProgramData's folder is locked down
     conda_machine_dirs = ("C:\\ProgramData\\conda",)
     git_os_store = ("http.sslBackend", "schannel")      # Git for Windows: the Windows certificate store
-    admin_words = "an administrator"
+    git_reads_os_store = False
+    admin_words = ""
 
     @staticmethod
     def tool_config_home(scope):
@@ -3258,6 +3263,17 @@ def newline_of(text):
     return "\r\n" if "\r\n" in text else "\n"
 
 
+def missing_from_os_store(extras):
+    """The subjects of the CAs among extras that the OS store does not hold."""
+    present = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()} if extras else set()
+    return [info["subject"] for _, info in extras if info["sha256"] not in present]
+
+
+def verification_off(path, setting, tool, fix):
+    """The note for a setting found that switches a tool's TLS verification off (never one this product writes)."""
+    return "{} sets {}, which switches TLS verification off for {}; {}".format(path, setting, tool, fix)
+
+
 def file_change(tool, version, path, old, new, setting, anchors, url, already):
     """The ToolChange of writing new over old (text) at path; 'ok' when they are equal."""
     same = old == new
@@ -3374,7 +3390,7 @@ def pth_text(bundle):
     """The start-up hook: on Python >= 3.10 truststore injected into ssl (the OS store, for requests, httpx,
     urllib, urllib3 and pip), else REQUESTS_CA_BUNDLE and SSL_CERT_FILE pointed at the bundle when unset. It
     never stops start-up (any error is ignored), does nothing when the bundle is gone, and
-    TRUSTFIX_STARTUP_HOOK=0 turns it off for one program. The variables it sets are named in
+    TRUSTFIX_STARTUP_HOOK=0 (false, no, off) turns it off for one program. The variables it sets are named in
     TRUSTFIX_STARTUP_HOOK_SET (so bootstrap.py can tell them from the user's own: undo_startup_hook).
 
     It replaces ssl.SSLContext only, before anything else is imported: urllib3, requests (its preloaded
@@ -3384,7 +3400,7 @@ def pth_text(bundle):
     replacement, it would take the replaced class for the original, and pip would end in a RecursionError on
     its first HTTPS request."""
     if bundle is None:
-        code = ("if os.environ.get('TRUSTFIX_STARTUP_HOOK') != '0':\n"
+        code = ("if os.environ.get('TRUSTFIX_STARTUP_HOOK', '').lower() not in ('0', 'false', 'no', 'off'):\n"
                 "    try:\n"
                 "        import ssl, truststore\n"
                 "        try:\n"
@@ -3398,7 +3414,8 @@ def pth_text(bundle):
     else:
         code = ("b = {}\n"
                 "try:\n"
-                "    if os.environ.get('TRUSTFIX_STARTUP_HOOK') != '0' and os.path.isfile(b):\n"
+                "    if os.environ.get('TRUSTFIX_STARTUP_HOOK', '').lower() not in ('0', 'false', 'no', 'off') and "
+                "os.path.isfile(b):\n"
                 "        for v in ('REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE'):\n"
                 "            if not (os.environ.get(v) or v == 'SSL_CERT_FILE' and os.environ.get('SSL_CERT_DIR')):\n"
                 "                os.environ[v] = b\n"
@@ -3576,8 +3593,7 @@ class _Conda:
                              "os" if value == "truststore" else value, _Conda.default_url,
                              "ssl_verify: " + was if was is not None else None)
         if was is not None and was.lower() in ("false", "no", "off"):
-            change.notes.append("{} had ssl_verify: {}, which switched TLS verification off for conda; it is on "
-                                "now".format(path, was))
+            change.notes.append(verification_off(path, "ssl_verify: " + was, "conda", "--tools conda replaces it"))
         for other in _Conda.overriding(path, value, info.get("root_prefix"), os.environ):
             change.notes.append("{}, which conda reads after {} and so uses instead; remove it there".format(other, path))
         return change
@@ -3645,6 +3661,11 @@ class _Git:
         exe, version = found
         if OS.git_os_store:
             (key, value), anchors = OS.git_os_store, "os"
+        elif OS.git_reads_os_store and plan.extras and not missing_from_os_store(plan.extras):
+            # http.sslCAInfo would replace the OS store (and the internal CAs only it holds) with the bundle
+            return ToolChange(tool="git", version=version, status="ok", path=None, data=None, setting=None,
+                              anchors="os", url=_Git.url, notes=[], summary="it verifies with the OS store, which "
+                              "holds the company CA(s): nothing to set")
         elif plan.strategy == "bundle":
             key, value, anchors = "http.sslCAInfo", plan.bundle_path, plan.bundle_path
         else:
@@ -3668,8 +3689,7 @@ class _Git:
         change = file_change("git", version, path, old, new, "{} = {}".format(key, value), anchors, _Git.url,
                              "{} = {}".format(key, was) if was and was != value else None)
         if verify == "false":
-            change.notes = ["{} sets http.sslVerify = false, which switches TLS verification off for git; remove "
-                            "it (git config --global --unset http.sslVerify)".format(path)]
+            change.notes = [verification_off(path, "http.sslVerify = false", "git", "remove that line")]
         return change
 
     @staticmethod
@@ -3754,11 +3774,12 @@ class _Npm:
         old = text_of(path)
         new = _Npm.ini_set(old, "cafile", plan.bundle_path)
         was = _Npm.current(old, "cafile")
-        change = file_change("npm", version, path, old, new, "cafile=" + plan.bundle_path, plan.bundle_path,
-                             "https://registry.npmjs.org/", "cafile=" + was if was else None)
+        registry = _Npm.config(exe, "get", "registry").stdout.strip().splitlines()
+        url = registry[-1] if registry and registry[-1].startswith("https://") else "https://registry.npmjs.org/"
+        change = file_change("npm", version, path, old, new, "cafile=" + plan.bundle_path, plan.bundle_path, url,
+                             "cafile=" + was if was else None)
         if (_Npm.current(old, "strict-ssl") or "").lower() == "false":
-            change.notes = ["{} sets strict-ssl=false, which switches TLS verification off for npm; remove that "
-                            "line".format(path)]
+            change.notes = [verification_off(path, "strict-ssl=false", "npm", "remove that line")]
         return change
 
     @staticmethod
@@ -3780,6 +3801,7 @@ class _Npm:
 
 
 TOOLS = {t.name: t for t in (_Uv, _Requests, _Conda, _Git, _Npm)}
+USER_WIDE = ("conda", "git", "npm")        # their settings are the user's and may name the bundle
 
 
 def tool_targets():
@@ -3795,15 +3817,20 @@ def tool_targets():
     return paths
 
 
+TOOL_FILE_NAMES = ("uv.toml", ".gitconfig", "gitconfig", ".npmrc", "npmrc", ".condarc", "condarc")
+
+
 def is_tool_target(path):
+    """Whether path is a file --tools writes: one tool_targets() names (or where it leads), a file with the
+    name a tool gives its settings (a dotfile kept in a dotfiles folder and linked keeps its name there), git's
+    XDG file, or the start-up hook in a site-packages folder."""
     name, folder = os.path.basename(path), os.path.dirname(path)
-    if path in tool_targets():
+    targets = tool_targets()
+    if path in targets or path in [os.path.realpath(t) for t in targets]:
         return True
     if name == PTH_NAME:
         return os.path.basename(folder) in ("site-packages", "dist-packages")
-    if name in ("gitconfig", "npmrc"):
-        return os.path.basename(folder) == "etc"
-    return name == ".condarc" and is_python_prefix(folder)        # a conda installation's own (sys_rc_path)
+    return name in TOOL_FILE_NAMES or (name == "config" and os.path.basename(folder) == "git")
 
 
 def plan_tools(plan, s, args):
@@ -3815,6 +3842,9 @@ def plan_tools(plan, s, args):
     for name in args.tools:
         tool = TOOLS[name]
         try:
+            if args.scope == "site" and name in USER_WIDE and plan.strategy == "bundle":
+                raise Skip("with --scope site the bundle lives in this Python ({}), and {}'s setting is the "
+                           "user's: run bootstrap.py --tools {} without --scope site".format(plan.bundle_path, name, name))
             changes.append(tool.plan(plan, s, scope, tool.find()))
         except (Skip, LeftAlone) as e:
             changes.append(ToolChange(tool=name, version=None, status="skipped" if isinstance(e, Skip) else
@@ -3822,12 +3852,12 @@ def plan_tools(plan, s, args):
                                       anchors=None, url=None, notes=[]))
     on_os = [tc.tool for tc in changes if tc.anchors == "os"]
     if on_os and plan.extras and not args.add_to_os_store:
-        present = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
-        lacks = [i["subject"] for _, i in plan.extras if i["sha256"] not in present]
+        lacks = missing_from_os_store(plan.extras)
         if lacks:
-            plan.notes.append("{} will trust the OS store, which lacks {}: add it with --add-to-os-store (as "
-                              "{}) or ask IT to deploy it; until then {} fail{} through the proxy".format(
-                                  " and ".join(on_os), ", ".join(lacks), OS.admin_words, " and ".join(on_os), "" if len(on_os) > 1 else "s"))
+            plan.notes.append("{} will trust the OS store, which lacks {}: add it with --add-to-os-store{} or ask "
+                              "IT to deploy it; until then {} fail{} through the proxy".format(
+                                  " and ".join(on_os), ", ".join(lacks), OS.admin_words, " and ".join(on_os),
+                                  "" if len(on_os) > 1 else "s"))
     return changes
 
 

@@ -213,7 +213,8 @@ def test_conda_plan_names_the_files_read_after_ours_that_set_ssl_verify(laptop, 
     change = bootstrap._Conda.plan(tool_plan(), survey(), "user", ("/opt/conda/bin/conda", info))
     assert change.data == b"channels:\n  - defaults\nssl_verify: truststore\n" and change.anchors == "os"
     assert change.notes == [
-        "{} had ssl_verify: false, which switched TLS verification off for conda; it is on now".format(laptop / ".condarc"),
+        "{} sets ssl_verify: false, which switches TLS verification off for conda; --tools conda replaces it".format(
+            laptop / ".condarc"),
         "{} sets ssl_verify: false, which conda reads after {} and so uses instead; remove it there".format(
             prefix / "condarc.d" / "proxy.yml", laptop / ".condarc"),
         "CONDA_SSL_VERIFY=/env.pem, which conda reads after {} and so uses instead; remove it there".format(
@@ -306,9 +307,9 @@ def test_the_journal_accepts_the_tools_files_and_refuses_others(laptop, tmp_path
     venv_site = tmp_path / "venv" / "lib" / "python3.12" / "site-packages"
     ok = [laptop / ".gitconfig", laptop / ".npmrc", laptop / ".condarc", laptop / ".config" / "uv" / "uv.toml",
           laptop / ".config" / "git" / "config", venv_site / "trustfix.pth", Path("/etc/gitconfig"),
-          Path("/usr/etc/npmrc"), Path("/etc/uv/uv.toml")]
+          Path("/usr/etc/npmrc"), Path("/etc/uv/uv.toml"), laptop / "dotfiles" / "npmrc"]      # a linked dotfile's target
     for path in ok:
         assert bootstrap.writable_target(str(path)), path
-    for path in (laptop / ".bashrc", venv_site / "evil.pth", Path("/etc/passwd"), laptop / "npmrc",
+    for path in (laptop / ".bashrc", venv_site / "evil.pth", Path("/etc/passwd"), laptop / "config",
                  venv_site / "trustfix.pth.d", tmp_path / "trustfix.pth"):
         assert not bootstrap.writable_target(str(path)), path
