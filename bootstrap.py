@@ -3871,7 +3871,7 @@ def configure_tools(plan, ui, journal):
         elif tc.status == "left-alone":
             tc.status = "warning"
         what = "{}{}".format(tc.tool, " " + tc.version if tc.version else "")
-        ui.step("tools", tc.status, {"changed": "{}: set {}", "ok": "{}: {} already",
+        ui.step("tools", tc.status, {"changed": "{}: set {}", "ok": "{}: {} already" if tc.path else "{}: {}",
                                      "skipped": "{}: skipped, {}", "warning": "{}: left alone, {}"}[tc.status].format(
             what, tc.summary))
         for note in tc.notes:
