@@ -222,3 +222,13 @@ def https_server(tmp_path):
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def toolbed(cas, index, bed_dir, make_proxy):
+    """The toolbelt bed (testbed/toolbelt.py): github.com and registry.npmjs.org on a loopback server behind
+    a proxy of their own, with pypi.org routed to the index."""
+    from testbed import toolbelt
+    bed = toolbelt.ToolBed.start(cas, index, bed_dir, make_proxy)
+    yield bed
+    bed.stop()

@@ -25,13 +25,6 @@ NPM_CERT_ERROR = r"UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOC
 PY_CERT_ERROR = "CERTIFICATE_VERIFY_FAILED] certificate verify failed: unable to get local issuer certificate"
 
 
-@pytest.fixture(scope="session")
-def toolbed(cas, index, bed_dir, make_proxy):
-    bed = toolbelt.ToolBed.start(cas, index, bed_dir, make_proxy)
-    yield bed
-    bed.stop()
-
-
 @pytest.fixture(scope="session", params=PAIR, ids=str)
 def requests_python(request, tmp_path_factory):
     """A venv with requests from the pinned wheels, one per Python of PAIR, shared by the session."""

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bundle_helpers import copy_bundle, tree, changes
+from bundle_helpers import as_user, copy_bundle, tree, changes
 from testbed import pythons, toolbelt
 from testbed.toolbelt import out
 
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.e2e
 
 PAIR = [i for i in pythons(min=(3, 9)) if i.version == (3, 9)][:1] + pythons(min=(3, 10))[-1:]
 CERT_ERROR = "CERTIFICATE_VERIFY_FAILED"
-
-
-@pytest.fixture(scope="session")
-def toolbed(cas, index, bed_dir, make_proxy):
-    bed = toolbelt.ToolBed.start(cas, index, bed_dir, make_proxy)
-    yield bed
-    bed.stop()
 
 
 @pytest.fixture(scope="session")
@@ -223,3 +216,39 @@ def test_doctor_names_each_tool_and_whether_it_reaches_its_registry(dev_laptop):
     assert "system-certs = true in" in tools["uv"]["text"] and "cafile=" in tools["npm"]["text"]
     requests = [c for c in after["checks"] if c["name"] == "clients"][1]
     assert requests["status"] == "ok" and ("trustfix.pth" in requests["text"] or "REQUESTS_CA_BUNDLE" in requests["text"])
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+
+
+def test_machine_wide_git_trust_for_every_user_and_undo_puts_etc_gitconfig_back(sandbox, toolbed, cas, user_home):
+    """As a fleet agent runs it: root, --scope global --tools git, the company CA not in the OS store. git's
+    system file (/etc/gitconfig, in the sandbox's copy-on-write /etc) gets http.sslCAInfo = the machine's
+    bundle, and an unprivileged user's `git clone` through the proxy fails before and works after."""
+    if not SYSTEM_PYTHON.exists():
+        pytest.skip("{} is not here (the OS's Python, as a fleet's laptops have)".format(SYSTEM_PYTHON))
+    sb = sandbox(corp_in_os_store=False, proxy=toolbed.proxy, machine_wide=True)
+    bundle = copy_bundle(user_home / "bundle")
+    for path in [bundle] + list(bundle.rglob("*")):
+        os.chmod(str(path), 0o755 if path.is_dir() else 0o644)
+    ca = user_home / "corp-root.pem"
+    ca.write_bytes(cas.corp_pem.read_bytes())
+    os.chmod(str(ca), 0o644)
+    read = lambda: sb.run(["cat", "/etc/gitconfig"]).stdout
+    before = read()
+    clone = lambda name: as_user(sb, user_home, ["git", "clone", toolbelt.REPO_URL, str(user_home / name)])
+    assert clone("before").returncode == 128
+
+    result = sb.run([str(SYSTEM_PYTHON), str(bundle / "bootstrap.py"), "--json", "--scope", "global", "--ca-file",
+                     str(ca), "--tools", "git"], cwd=str(bundle))
+    doc = json.loads(result.stdout)
+    assert result.returncode == 0, out(result)
+    assert tools_of(doc)["git"]["status"] == "changed" and tools_of(doc)["git"]["path"] == "/etc/gitconfig"
+    assert read() == before + "[http]\n\tsslCAInfo = /usr/local/share/trustfix/ca-bundle.pem\n"
+    after = clone("after")
+    assert after.returncode == 0, out(after)
+
+    undone = sb.run([str(SYSTEM_PYTHON), str(bundle / "bootstrap.py"), "undo", "--scope", "global"], cwd=str(bundle))
+    assert undone.returncode == 0, out(undone)
+    assert read() == before
+    assert clone("undone").returncode == 128

@@ -11,7 +11,7 @@
 #   $6 scope: global | user | site            default: global (every user's pip; the policy runs as root)
 #        user: pip's configuration of the user $3 names; the script runs bootstrap.py as that user
 #        (sudo -u), so the bundle folder must be readable by that user
-#   $7 more bootstrap.py options, split on spaces, e.g. "--offline" or "--ca-file /path/corp.pem"
+#   $7 more bootstrap.py options, split on spaces, e.g. "--offline", "--ca-file /path/corp.pem" or "--tools uv,git"
 #   $8 log file (appended to)                 default: /Library/Logs/trustfix.log (/var/log/... elsewhere)
 # The policy log shows the JSON document and a last line: "trustfix: exit code N, changed: true|false".
 
