@@ -4364,8 +4364,15 @@ class VersionAction(argparse.Action):
 
 
 def parse_args(argv):
-    env = os.environ.get
+    """The command line (and the TRUSTFIX_* variables behind every option), checked: a Namespace."""
     argv = sys.argv[1:] if argv is None else argv
+    parser = make_parser()
+    parser.json_mode = "--json" in argv or bool(env_flag("TRUSTFIX_JSON"))
+    return checked_args(parser, parser.parse_args(argv))
+
+
+def make_parser():
+    env = os.environ.get
     parser = Parser(
         prog="bootstrap.py", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
         description="Make pip work behind a TLS-intercepting corporate proxy, safely and for good.")
@@ -4407,8 +4414,12 @@ def parse_args(argv):
                              "run; without it a log is written only when a run fails")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the commands run and their output")
     parser.add_argument("--version", action=VersionAction, help="print the version and exit")
-    parser.json_mode = "--json" in argv or bool(env_flag("TRUSTFIX_JSON"))
-    args = parser.parse_args(argv)
+    return parser
+
+
+def checked_args(parser, args):
+    """What argparse cannot check: the TRUSTFIX_* values behind the defaults, and the options together."""
+    env = os.environ.get
     for name in ("TRUSTFIX_OFFLINE", "TRUSTFIX_JSON", "TRUSTFIX_ALL_PYTHONS"):            # the defaults above skip argparse's checks
         if env_flag(name) is None:
             parser.error("{}={!r}: use 1 (or true, yes) or 0 (or false, no)".format(name, env(name)))
