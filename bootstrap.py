@@ -3009,8 +3009,7 @@ def describe_plan(plan, s):
         if len(plan.extras) > 5:
             lines.append("  ... and {} more (the bundle file lists them all)".format(len(plan.extras) - 5))
     for tc in plan.tools:
-        lines.append("tools: {}: {}".format(tc.tool, {"change": "set {}", "ok": "{} already", "skipped": "skipped, {}",
-                                                       "left-alone": "left alone, {}"}[tc.status].format(tc.summary)))
+        lines.append("tools: {}: {}".format(tc.tool, tool_words(tc).format(tc.summary)))
     return lines
 
 
@@ -3861,6 +3860,12 @@ def plan_tools(plan, s, args):
     return changes
 
 
+def tool_words(tc):
+    """How a ToolChange's summary is said, by its status (the plan's words, then the run's)."""
+    return {"change": "set {}", "changed": "set {}", "ok": "{} already" if tc.path else "{}",
+            "skipped": "skipped, {}", "left-alone": "left alone, {}", "warning": "left alone, {}"}[tc.status]
+
+
 def configure_tools(plan, ui, journal):
     """Write each tool's planned change (journaled, like pip's files); True if any file changed."""
     changed = False
@@ -3870,10 +3875,8 @@ def configure_tools(plan, ui, journal):
             tc.status, changed = "changed", True
         elif tc.status == "left-alone":
             tc.status = "warning"
-        what = "{}{}".format(tc.tool, " " + tc.version if tc.version else "")
-        ui.step("tools", tc.status, {"changed": "{}: set {}", "ok": "{}: {} already" if tc.path else "{}: {}",
-                                     "skipped": "{}: skipped, {}", "warning": "{}: left alone, {}"}[tc.status].format(
-            what, tc.summary))
+        ui.step("tools", tc.status, "{}{}: {}".format(tc.tool, " " + tc.version if tc.version else "",
+                                                      tool_words(tc).format(tc.summary)))
         for note in tc.notes:
             ui.warn(note)
     return changed
