@@ -149,6 +149,8 @@ def test_a_ca_given_but_not_in_the_os_store_fixes_git_and_requests_through_the_b
     """The root is not in the OS store; it is given with --ca-file. git (OS store on Linux) fails before and
     works after with http.sslCAInfo = the bundle; uv is set to the OS store and told what it still lacks."""
     lt = dev_laptop(False)
+    (lt.sb.home / ".gitconfig").write_text("[user]\n\tname = Dev\n")             # the developer's own
+    before_files = tree(lt.sb.home, lt.python.parent.parent)
     assert not lt.git_clone().returncode == 0
     result = lt.bootstrap("--ca-file", cas.corp_pem, "--tools", "git,uv,requests")
     assert result.returncode == 0, out(result)
@@ -164,6 +166,9 @@ def test_a_ca_given_but_not_in_the_os_store_fixes_git_and_requests_through_the_b
         assert lt.get("urllib").returncode == 0
     else:                                                                  # >= 3.10: the OS store lacks it, as said
         assert requests.returncode == 1 and CERT_ERROR in requests.stderr, out(requests)
+    assert lt.bootstrap("undo").returncode == 0
+    assert tree(lt.sb.home, lt.python.parent.parent) == before_files
+    assert not lt.git_clone().returncode == 0
 
 
 def test_the_start_up_hook_never_stops_python_and_can_be_turned_off(dev_laptop):
