@@ -191,6 +191,7 @@ def test_the_start_up_hook_never_stops_python_and_can_be_turned_off(dev_laptop):
         assert alive.returncode == 0 and alive.stdout == "alive\n", out(alive)
 
 
+@pytest.mark.parametrize("requests_venv", PAIR[-1:], indirect=True, ids=str)     # the same on every Python
 def test_a_tool_config_that_cannot_be_read_is_left_alone_with_one_sentence(dev_laptop, cas):
     lt = dev_laptop(False)                        # git needs http.sslCAInfo: the OS store lacks the CA
     uv_toml = lt.sb.home / ".config" / "uv" / "uv.toml"
