@@ -1293,9 +1293,9 @@ def checked_ini_edit(text, section, key, value, path):
 # --------------------------------------------------------------------------------------------------
 
 def installed_distributions():
-    """{name: (version, dist-info path)} for pip, truststore, certifi and requests on this interpreter's path. A
-    dist-info without its RECORD (pip writes it last) is an install that was cut off, not an installed one."""
-    found = {}
+    """{name: (version, dist-info path)} for pip, truststore, certifi and requests on this interpreter's path. An
+    install that was cut off (finished_install) is not an installed one."""
+    found, ours = {}, journaled_installs()
     for entry in sys.path:
         if not entry or os.path.abspath(entry) == HERE or not os.path.isdir(entry):
             continue
@@ -1305,14 +1305,32 @@ def installed_distributions():
             continue
         for name in names:
             m = re.match(r"^(pip|truststore|certifi|requests)-([^-]+)\.dist-info$", name, re.I)
-            if m and m.group(1).lower() not in found and os.path.isfile(os.path.join(entry, name, "RECORD")):
+            if m and m.group(1).lower() not in found and finished_install(os.path.join(entry, name), ours):
                 found[m.group(1).lower()] = (m.group(2), os.path.join(entry, name))
     return found
 
 
-def interrupted_install(site_dir, name):
+def finished_install(dist_info, ours=()):
+    """Whether the install of a dist-info got to its end. Its installer writes the RECORD last; but pip first
+    unpacks the wheel's own RECORD with the other files, then writes the scripts, INSTALLER and its own RECORD,
+    which lists that INSTALLER. So a dist-info in ours (journaled_installs: bootstrap.py's pip installed it)
+    whose RECORD lists no INSTALLER, or that has none, was cut off; any other counts once it has a RECORD
+    (`python -m installer`, which distributions use, writes no INSTALLER)."""
+    record = os.path.join(dist_info, "RECORD")
+    info = os.path.basename(dist_info).lower()
+    if info not in ours:
+        return os.path.isfile(record)
+    try:
+        with open(record, encoding="utf-8") as f:
+            return any(line.split(",", 1)[0].lower() == info + "/installer" for line in f)
+    except (OSError, ValueError):
+        return False
+
+
+def interrupted_install(site_dir, name, ours=()):
     """What a pip install of name that was killed leaves in site_dir: pip's stash of the old files (pip moves
-    them to ~ip, ~ip-23.2.1.dist-info, ... and back or away when it ends) and a dist-info without RECORD."""
+    them to ~ip, ~ip-23.2.1.dist-info, ... and back or away when it ends) and a dist-info it did not finish
+    (finished_install, with ours)."""
     try:
         names = os.listdir(site_dir)
     except OSError:
@@ -1321,7 +1339,7 @@ def interrupted_install(site_dir, name):
     stash = re.compile(r"^~[-~.=%0-9]*(?:{})(?:-[^-]+\.dist-info)?$".format("|".join(tails)), re.I)
     partial = re.compile(r"^{}-[^-]+\.dist-info$".format(re.escape(name)), re.I)
     return [os.path.join(site_dir, n) for n in sorted(names) if stash.match(n) or
-            (partial.match(n) and not os.path.isfile(os.path.join(site_dir, n, "RECORD")))]
+            (partial.match(n) and not finished_install(os.path.join(site_dir, n), ours))]
 
 
 def record_digest(dist_info, relpath):
@@ -2203,13 +2221,25 @@ def install_site(flags):
     return sysconfig.get_path("purelib")
 
 
-def clear_interrupted(journal, flags, ui):
+def journaled_installs(journal=None):
+    """The dist-info names (lower case) that the journal (by default the one on disk) says bootstrap.py's pip
+    installs into this Python; none from a journal that cannot be read (the run stops at journal_load, saying why)."""
+    if journal is None:
+        try:
+            journal = journal_load()
+        except (Failure, OSError):
+            return set()
+    return {p["after"].lower() for p in journal["packages"] if p["python"] == sys.executable}
+
+
+def clear_interrupted(journal, flags, ui, ours):
     """Before installing again: remove what a killed run of ours left of pip's own install (its stash of the
-    old files, a dist-info without RECORD), which pip would otherwise take for an installed package or leave
-    behind for good. Only for a package this journal has an entry for here: the backup of the old files is in
-    the journal's backups, so undo still puts them back."""
+    old files, a dist-info it did not finish), which pip would otherwise take for an installed package or leave
+    behind for good. Only for a package this journal has an entry for here, and a dist-info in ours (the
+    journaled_installs of earlier runs: this run's pip has not run yet): the backup of the old files is in the
+    journal's backups, so undo still puts them back."""
     for name in sorted({p["name"] for p in journal["packages"] if p["python"] == sys.executable}):
-        for path in interrupted_install(install_site(flags), name):
+        for path in interrupted_install(install_site(flags), name, ours):
             shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.unlink(path)
             ui.detail("removed {}, left by an interrupted install of {}".format(path, name))
 
@@ -2221,7 +2251,7 @@ def backup_distribution(journal, pin, dist_info, flags):
     made anew) is replaced, one from an earlier run of this same change is kept."""
     before = os.path.basename(dist_info) if dist_info else None
     after = "{}-{}.dist-info".format(pin["name"], pin["version"])
-    cut_off = interrupted_install(install_site(flags), pin["name"])
+    cut_off = interrupted_install(install_site(flags), pin["name"], journaled_installs(journal))
     for old in [p for p in journal["packages"] if p["python"] == sys.executable and p["name"] == pin["name"]]:
         if (before or "").lower() in ((old["before"] or "").lower(), old.get("after", "").lower()) or \
                 (before is None and cut_off):                   # the old one is in pip's stash now
@@ -3097,8 +3127,9 @@ def install(plan, s, ui, journal, files, workdir, mark=None):
     if plan.skip_install:
         ui.step("install", "skipped", plan.skip_install)
         return
+    ours = journaled_installs(journal)                       # earlier runs': only their pip can have been cut off
     if not plan.install:
-        clear_interrupted(journal, plan.flags, ui)           # pip finished, but its stash was left
+        clear_interrupted(journal, plan.flags, ui, ours)     # pip finished, but its stash was left
         ui.step("install", "ok", "nothing to install: pip {}{} already".format(
             s.pip, ", truststore " + s.truststore if s.truststore else ""))
         return
@@ -3107,7 +3138,7 @@ def install(plan, s, ui, journal, files, workdir, mark=None):
         f.write("\n".join(p["line"] for p in plan.install) + "\n")
     for pin in plan.install:                                 # journal (and back up) before changing
         backup_distribution(journal, pin, s.dists.get(pin["name"], (None, None))[1], plan.flags)
-    clear_interrupted(journal, plan.flags, ui)                   # after: backup_distribution looks at it
+    clear_interrupted(journal, plan.flags, ui, ours)             # after: backup_distribution looks at it
     started = time.time()
     cmd = python_cmd(sys.executable, "-B", unpack_installer(files["pip"], workdir)) + [
         "install", "--no-index", "--find-links", workdir, "--require-hashes", "--no-deps",

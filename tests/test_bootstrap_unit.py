@@ -1071,6 +1071,47 @@ def test_undo_keeps_a_symlinked_pip_conf_a_symlink(laptop, tmp_path, ui):
     assert target.read_bytes() == b"[global]\ntimeout = 5\n"
 
 
+def test_a_pip_killed_after_it_unpacked_the_wheels_own_record_left_a_cut_off_install(laptop, tmp_path, monkeypatch, ui):
+    """pip unpacks the wheel's own RECORD (its last member) with the other files, and only then writes the
+    scripts, INSTALLER and its own RECORD, which lists INSTALLER. Killed in between, or while it unpacked that
+    RECORD (empty, or cut short), the dist-info our journal says bootstrap's pip was installing is not an
+    installed pip: the re-run installs it again and first clears it with pip's stash. A dist-info no journal
+    names is judged by its RECORD alone (`python -m installer`, as distributions use it, writes no INSTALLER)."""
+    site = tmp_path / "site-packages"
+    pin = pinned((3, 12))["pip"]
+    info = "pip-{}.dist-info".format(pin.version)
+    with zipfile.ZipFile(str(PIP_WHEEL)) as z:
+        wheel_record = z.read(info + "/RECORD")
+    write(site / info / "RECORD", wheel_record)
+    write(site / "~ip-23.0.1.dist-info" / "RECORD", "pip/__init__.py,,\n")     # pip's stash of the old pip
+    journal = bootstrap.journal_load()
+    journal["packages"].append({"python": sys.executable, "name": "pip", "before": "pip-23.0.1.dist-info",
+                                "after": info, "flags": [], "user_site": False})
+    bootstrap.journal_save(journal)                             # as backup_distribution leaves it, pip not yet run
+    monkeypatch.setattr(sys, "path", [str(site)])
+    monkeypatch.setattr(bootstrap, "install_site", lambda flags: str(site))
+    ours = bootstrap.journaled_installs(journal)
+    assert ours == {info.lower()}
+    cut_off = [str(site / info), str(site / "~ip-23.0.1.dist-info")]
+
+    for record in (wheel_record, b"", wheel_record[:1000]):
+        (site / info / "RECORD").write_bytes(record)
+        assert "pip" not in bootstrap.installed_distributions()
+        assert bootstrap.interrupted_install(str(site), "pip", ours) == cut_off
+
+    write(site / info / "INSTALLER", "pip\n")
+    (site / info / "RECORD").write_bytes(wheel_record + "{}/INSTALLER,sha256={},4\n".format(
+        info, base64.urlsafe_b64encode(hashlib.sha256(b"pip\n").digest()).rstrip(b"=").decode()).encode())
+    assert bootstrap.installed_distributions()["pip"] == (pin.version, str(site / info))   # pip's own RECORD
+    assert bootstrap.interrupted_install(str(site), "pip", ours) == cut_off[1:]
+
+    (site / info / "RECORD").write_bytes(wheel_record)
+    assert bootstrap.interrupted_install(str(site), "pip", set()) == cut_off[1:]            # not ours
+    bootstrap.clear_interrupted(journal, [], ui, ours)
+    assert os.listdir(str(site)) == []
+    assert bootstrap._LOG[-2:] == ["removed {}, left by an interrupted install of pip".format(p) for p in cut_off]
+
+
 # ==================================================================================================
 # 7. The install command line (ensurepip's lesson) and where it installs
 # ==================================================================================================

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bundle_helpers import ROOT, bootstrap, copy_bundle, expected_pins, installed_version, out, tree
+from packaging.version import Version
+
+from bundle_helpers import ROOT, bootstrap, copy_bundle, expected_pins, installed_version, out, pinned, pins, tree
 from testbed import by_version, make_venv, pythons
 
 pytestmark = pytest.mark.e2e
@@ -49,21 +51,22 @@ def test_an_installed_pip_newer_than_the_pin_is_left_alone(sandbox, tmp_path):
     sb = sandbox(offline=True)
     python = make_venv(interp, tmp_path / "venv", with_pip=False)
     bundle = copy_bundle(tmp_path / "bundle")
-    # Install the >=3.10 pip (26.3 > 3.9's pin 26.0.1) with --ignore-requires-python? Not possible; instead
-    # make the pinned pip "old" by pinning an older one for 3.9 in this bundle's hashes.txt.
+    # Install a newer pip than 3.9's pin (the newer pins are for newer Pythons) with --ignore-requires-python?
+    # Not possible; instead make the pinned pip "old" by pinning an older one for 3.9 in this bundle's hashes.txt.
     assert bootstrap(sb, python, bundle, "--offline").returncode == 0
-    pin_39 = expected_pins((3, 9))["pip"]
-    # The bundle is then rebuilt with an older pip for 3.9 (25.0.1): the installed, newer pip must stay.
-    hashes = (bundle / "hashes.txt").read_text().splitlines()
-    older = [l for l in hashes if l.startswith("pip==25.0.1")]
-    assert older and pin_39 != "25.0.1"
-    rewritten = [l.replace('python_version >= "3.8" and python_version < "3.9"',
-                           'python_version >= "3.9" and python_version < "3.10"')
-                 for l in hashes if not l.startswith("pip==" + pin_39)]
-    (bundle / "hashes.txt").write_text("\n".join(rewritten) + "\n")
+    hashes = bundle / "hashes.txt"
+    pin_39 = pinned(interp.version, hashes)["pip"]
+    # The bundle is then rebuilt with 3.9's pin replaced by the newest older pip it pins (that of an older
+    # Python), under 3.9's marker: the installed, newer pip must stay.
+    olders = [p for p in pins(hashes) if p.name == "pip" and Version(p.version) < Version(pin_39.version)]
+    assert olders, "hashes.txt pins no pip older than 3.9's {}".format(pin_39.version)
+    older = max(olders, key=lambda p: Version(p.version))
+    repinned = "pip=={} ; {} {}".format(older.version, pin_39.marker, " ".join("--hash=sha256:" + h for h in older.hashes))
+    hashes.write_text(hashes.read_text().replace(pin_39.line + "\n", "").replace(older.line, repinned))
+    assert pinned(interp.version, hashes)["pip"].version == older.version
     again = bootstrap(sb, python, bundle, "--offline")
     assert again.returncode == 0, out(again)
-    assert installed_version(sb, python, "pip") == pin_39
+    assert installed_version(sb, python, "pip") == pin_39.version
     assert "nothing to install" in again.stdout
 
 
@@ -198,8 +201,13 @@ def test_no_pin_for_this_python_is_bad_input(sandbox, tmp_path):
     sb = sandbox(offline=True)
     python = make_venv(by_version((3, 9)), tmp_path / "venv", with_pip=False)
     bundle = copy_bundle(tmp_path / "bundle")
-    lines = (bundle / "hashes.txt").read_text().splitlines()
-    (bundle / "hashes.txt").write_text("\n".join(l for l in lines if not (l.startswith("pip==") and '< "3.10"' in l)) + "\n")
+    hashes = bundle / "hashes.txt"
+    text = hashes.read_text()
+    for pin in pins(hashes):
+        if pin.name == "pip" and pin.applies((3, 9)):
+            text = text.replace(pin.line + "\n", "")
+    hashes.write_text(text)
+    assert "pip" not in pinned((3, 9), hashes)
     result = bootstrap(sb, python, bundle, "--offline")
     assert result.returncode == 2, out(result)
     assert "pins no pip for Python 3.9" in result.stdout
