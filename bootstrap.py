@@ -3289,8 +3289,13 @@ def text_of(path):
         raise LeftAlone("{} is not UTF-8 text".format(path))
 
 
-def newline_of(text):
-    return "\r\n" if "\r\n" in text else "\n"
+def lines_of(text):
+    """(the lines of a configuration file, each with its newline, the last one too; the newline it uses)."""
+    nl = "\r\n" if "\r\n" in text else "\n"
+    lines = text.splitlines(True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += nl
+    return lines, nl
 
 
 def missing_from_os_store(extras):
@@ -3345,10 +3350,7 @@ class _Uv:
     def top_level_set(text, key):
         """text with `key = true` among the top-level keys (before the first [table]): the line of either
         name replaced, or a new line (and our comment) put first, after a leading comment block."""
-        nl = newline_of(text)
-        lines = text.splitlines(True)
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += nl
+        lines, nl = lines_of(text)
         end = next((i for i, l in enumerate(lines) if re.match(r"^\s*\[", l)), len(lines))
         named = re.compile(r"^\s*(?:system-certs|native-tls)\s*=")
         hits = [i for i in range(end) if named.match(lines[i])]
@@ -3580,10 +3582,7 @@ class _Conda:
     def yaml_set(text, key, value):
         """text (a .condarc: block-style YAML) with the top-level `key: value`; LeftAlone for YAML this line
         editor cannot safely change (flow style, a multi-line value, tabs)."""
-        nl = newline_of(text)
-        lines = text.splitlines(True)
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += nl
+        lines, nl = lines_of(text)
         body = [l for l in lines if l.strip() and not l.lstrip().startswith("#")]
         if any(l.lstrip().startswith(("{", "[", "%", "&", "!", "?")) and not l.startswith((" ", "-")) for l in body) or \
                 any("\t" in l[:len(l) - len(l.lstrip())] for l in body):
@@ -3772,10 +3771,7 @@ class _Npm:
     @staticmethod
     def ini_set(text, key, value):
         """text (an .npmrc) with key=value before any [section]: its line replaced, or one added."""
-        nl = newline_of(text)
-        lines = text.splitlines(True)
-        if lines and not lines[-1].endswith("\n"):
-            lines[-1] += nl
+        lines, nl = lines_of(text)
         end = next((i for i, l in enumerate(lines) if l.strip().startswith("[")), len(lines))
         spelt = json.dumps(value) if re.search(r"[;#\"']|^\s|\s$", value) else value
         line = "{}={}{}".format(key, spelt, nl)
