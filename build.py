@@ -610,15 +610,20 @@ def parse_marker(text: str) -> tuple[tuple[int, int], ...]:
     return tuple(sorted(pythons))
 
 
-def read_hashes(path: str) -> list[PinnedLine]:
-    """Parse hashes.txt as build.py writes it; BuildError naming the first malformed line."""
+def hashes_lines(path: str) -> list[str]:
+    """The lines of a hashes.txt; BuildError when it is missing or unreadable."""
     try:
         with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
+            return f.read().splitlines()
     except FileNotFoundError:
         raise BuildError("{} is missing; make it with `python build.py`.".format(path)) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise BuildError("{} cannot be read ({}).".format(path, exc)) from None
+
+
+def read_hashes(path: str) -> list[PinnedLine]:
+    """Parse hashes.txt as build.py writes it; BuildError naming the first malformed line."""
+    lines = hashes_lines(path)
     pinned = []
     for lineno, line in enumerate(lines, 1):
         text = line.strip()
@@ -681,13 +686,7 @@ def read_serves(path: str) -> Serves:
     """The Pythons a hashes.txt serves: its `# serves:` line (a slim bundle), else all of PYTHONS.
 
     BuildError naming the line when it is malformed or its list is not what its specifier matches."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        raise BuildError("{} is missing; make it with `python build.py`.".format(path)) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BuildError("{} cannot be read ({}).".format(path, exc)) from None
+    lines = hashes_lines(path)
     found = [(n, line.strip()) for n, line in enumerate(lines, 1) if line.strip().startswith(SERVES.rstrip())]
     if not found:
         return FULL
