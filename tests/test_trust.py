@@ -279,13 +279,15 @@ else:
 '''
 
 # Each state lies inside the pip install, after the journal and before the trust step (bundle, pip.conf).
-# A killed pip leaves the old pip in its stash (site-packages/~ip*) or a dist-info without RECORD: the rerun
-# must keep the journal's backup of the old pip and clear what pip left (clear_interrupted).
+# A killed pip leaves the old pip in its stash (site-packages/~ip*) and a dist-info it did not finish: pip
+# unpacks the wheel's own RECORD with the other files, then writes the scripts, INSTALLER and its own RECORD
+# (which lists INSTALLER) last. The rerun must keep the journal's backup of the old pip, clear what pip left
+# (clear_interrupted) and install the new pip again, scripts and all (finished_install).
 KILL_POINTS = {
     "journal written, pip not started": "exists:{state}/journal.json",
     "old pip uninstalled": "gone:{site}/pip-{old}.dist-info",
     "new pip being unpacked": "exists:{site}/pip-{new}.dist-info",
-    "new pip installed, trust not written": "exists:{site}/pip-{new}.dist-info/RECORD",
+    "new pip unpacked, its install not finished": "exists:{site}/pip-{new}.dist-info/RECORD",
 }
 
 
