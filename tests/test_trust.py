@@ -323,6 +323,8 @@ def test_a_run_killed_midway_is_completed_by_a_rerun_and_undone_exactly(point, s
     assert conf_at_kill == USER_FILE, landed                      # the trust step, the last change, not yet
 
     assert installed_version(sb, python, "pip") == new_pip
+    scripts = sorted(p.name for p in (tmp_path / "venv" / "bin").glob("pip*"))
+    assert scripts == ["pip", "pip3", "pip{}.{}".format(*interp.version)], landed      # as a run never killed
     assert pip_install(sb, python, tmp_path / "t").returncode == 0
     undone = bootstrap(sb, python, bundle, "undo")
     after = {p: h for p, h in tree(sb.home, tmp_path / "venv").items() if "/.cache" not in p}  # the user's own pip cache
