@@ -80,7 +80,7 @@ def test_all_pythons_installs_into_each_writable_python_skips_the_managed_one_an
     env = {"PYENV_ROOT": str(pythons["root"])}
     before = tree(sb.home, pythons["root"])
 
-    result = bootstrap(sb, runner, bundle, "--all-pythons", "--json", env_extra=env, timeout=600)
+    result = bootstrap(sb, runner, bundle, "--all-pythons", "--tools", "requests", "--json", env_extra=env, timeout=600)
     assert result.returncode == 0, out(result)
     doc = json.loads(result.stdout)
     records = {r["python"]: r for r in doc["pythons"]}
@@ -95,12 +95,17 @@ def test_all_pythons_installs_into_each_writable_python_skips_the_managed_one_an
     assert any(str(pythons["root"]) in p for p in doc["packages_changed"]), doc["packages_changed"]
     assert doc["changed"] is True
 
+    # --tools requests went to each Python: the copied 3.9's programs get the bundle from its start-up hook
+    hook = sb.run([str(pythons["writable"]), "-c", "import os; print(os.environ.get('REQUESTS_CA_BUNDLE'))"])
+    assert hook.stdout.strip() == str(sb.home / ".local" / "share" / "trustfix" / "ca-bundle.pem"), out(hook)
+
     # the copied 3.9's own pip now reaches the index through the proxy, with no flags
     fresh = sb.run([str(pythons["writable"]), "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
                     "-d", str(tmp_path / "dl")] + FAIL_FAST + ["corp-hello"], timeout=240)
     assert fresh.returncode == 0, out(fresh)
 
-    again = json.loads(bootstrap(sb, runner, bundle, "--all-pythons", "--json", env_extra=env, timeout=600).stdout)
+    again = json.loads(bootstrap(sb, runner, bundle, "--all-pythons", "--tools", "requests", "--json", env_extra=env,
+                                 timeout=600).stdout)
     assert again["changed"] is False and again["exit_code"] == 0, again["pythons"]
 
     undone = bootstrap(sb, runner, bundle, "undo", env_extra=env)
