@@ -89,9 +89,13 @@ def env_seconds(name, default):
 
 def env_flag(name):
     """True / False from 1, true, yes, on / 0, false, no, off or unset; None for anything else."""
-    value = (os.environ.get(name) or "").strip().lower()
+    return flag(os.environ.get(name))
+
+
+def flag(text):
+    """A yes/no setting's words (1, true, yes, on / 0, false, no, off; nothing is no): True, False, else None."""
     return {"": False, "0": False, "false": False, "no": False, "off": False,
-            "1": True, "true": True, "yes": True, "on": True}.get(value)
+            "1": True, "true": True, "yes": True, "on": True}.get(str(text or "").strip().lower())
 
 
 TIMEOUT = env_seconds("TRUSTFIX_TIMEOUT", 15) or 15.0       # seconds, any single network operation
@@ -1113,6 +1117,12 @@ class _Windows(_CommandStore):
 
 
 OS = {"win32": _Windows, "darwin": _MacOS}.get(sys.platform, _Linux)
+
+
+def missing_from_os_store(cas):
+    """The CAs among cas ([(DER, info)]) that this OS store does not hold (it is read only when cas is not empty)."""
+    present = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()} if cas else set()
+    return [(der, info) for der, info in cas if info["sha256"] not in present]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -2881,8 +2891,7 @@ def decide_trust(plan, s, py):
     if pip_uses_os_store(py, pip_after):                 # else: os_store_gap says why not
         this = "pip {} on Python {} uses the OS trust store".format(pip_after, vstr(py))
         if given:
-            os_roots = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
-            missing = [i["subject"] for d, i in given if i["sha256"] not in os_roots]
+            missing = [i["subject"] for _, i in missing_from_os_store(given)]
             return bundle(given, "{}{}; a bundle of certifi + the given CA(s) is {}".format(
                 this, ", which lacks " + ", ".join(missing) if missing else "", others))
         if "os" in probe and probe["os"].untrusted:
@@ -3191,11 +3200,8 @@ def configure_trust(plan, args, ui, journal, files):
 
 
 def add_to_os_store(plan, ui, journal):
-    present = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()}
     changed = False
-    for der, info in plan.extras:
-        if info["sha256"] in present:
-            continue
+    for der, info in missing_from_os_store(plan.extras):
         record = OS.add_ca(der, info)
         if record["kind"] == "file+command":
             journal["os_store"].append({k: v for k, v in record.items() if k != "data"})
@@ -3296,12 +3302,6 @@ def lines_of(text):
     if lines and not lines[-1].endswith("\n"):
         lines[-1] += nl
     return lines, nl
-
-
-def missing_from_os_store(extras):
-    """The subjects of the CAs among extras that the OS store does not hold."""
-    present = {hashlib.sha256(d).hexdigest() for d in OS.os_roots()} if extras else set()
-    return [info["subject"] for _, info in extras if info["sha256"] not in present]
 
 
 def verification_off(path, setting, tool, fix):
@@ -3621,7 +3621,7 @@ class _Conda:
         change = file_change("conda", version, path, old, new, "ssl_verify: " + value,
                              "os" if value == "truststore" else value, _Conda.default_url,
                              "ssl_verify: " + was if was is not None else None)
-        if was is not None and was.lower() in ("false", "no", "off"):
+        if was is not None and flag(was) is False:
             change.notes.append(verification_off(path, "ssl_verify: " + was, "conda", "--tools conda replaces it"))
         for other in _Conda.overriding(path, value, info.get("root_prefix"), os.environ):
             change.notes.append("{}, which conda reads after {} and so uses instead; remove it there".format(other, path))
@@ -3636,7 +3636,7 @@ class _Conda:
                 value = _Conda.current(text_of(_Conda.config_file(scope, info)))
             except LeftAlone:
                 value = None
-        if str(value).lower() in ("false", "no", "off"):
+        if value not in (None, "") and flag(value) is False:
             return "ssl_verify: {} (verification is OFF)".format(value), "off", _Conda.default_url
         if value == "truststore":
             return "the OS store (ssl_verify: truststore)", "os", _Conda.default_url
@@ -3726,7 +3726,8 @@ class _Git:
         exe, version = found
         env = dict(os.environ)
         get = lambda key: run([exe, "config", "--get", key], env=env, timeout=60).stdout.strip()
-        if os.environ.get("GIT_SSL_NO_VERIFY") or get("http.sslVerify").lower() in ("false", "no", "off", "0"):
+        verify = get("http.sslVerify")
+        if os.environ.get("GIT_SSL_NO_VERIFY") or (verify and flag(verify) is False):
             return "verification is OFF (http.sslVerify false or GIT_SSL_NO_VERIFY)", "off", _Git.url
         cainfo = os.environ.get("GIT_SSL_CAINFO") or get("http.sslCAInfo")
         if cainfo:
@@ -3878,7 +3879,7 @@ def plan_tools(plan, s, args):
                                       anchors=None, url=None, notes=[]))
     on_os = [tc.tool for tc in changes if tc.anchors == "os"]
     if on_os and plan.extras and not args.add_to_os_store:
-        lacks = missing_from_os_store(plan.extras)
+        lacks = [info["subject"] for _, info in missing_from_os_store(plan.extras)]
         if lacks:
             plan.notes.append("{} will trust the OS store, which lacks {}: add it with --add-to-os-store{} or ask "
                               "IT to deploy it; until then {} fail{} through the proxy".format(
